@@ -1,0 +1,249 @@
+//! The wire format of agentyard: every JSON body the REST API takes or
+//! returns, the Server-Sent Events it streams, and its error shape.
+//!
+//! The server, the CLI and (later) the TUI and MCP tools all use these types,
+//! so a field renamed here is renamed everywhere at once. Field names are
+//! camelCase on the wire; the OpenAPI document is derived from these types.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use yard_core::{Deployment, Timestamp};
+
+pub use yard_core::DeploymentStatus;
+
+/// The value of `service` in `/health`, so probes can tell what answered.
+pub const SERVICE_NAME: &str = "agentyard";
+
+/// SSE event names on `/api/status/{deploymentId}`.
+pub mod events {
+    /// Carries a [`ProgressEvent`](super::ProgressEvent).
+    pub const PROGRESS: &str = "progress";
+    /// Carries a [`CompleteEvent`](super::CompleteEvent); the stream ends after it.
+    pub const COMPLETE: &str = "complete";
+    /// Carries an [`ErrorEvent`](super::ErrorEvent); the stream ends after it.
+    pub const ERROR: &str = "error";
+}
+
+/// Formats a store timestamp as RFC 3339 with milliseconds, in UTC.
+pub fn rfc3339(ts: Timestamp) -> String {
+    let millis = u64::try_from(ts.0).unwrap_or(0);
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Health {
+    /// `healthy`, or `unhealthy` when the store does not answer.
+    pub status: String,
+    /// When the answer was made, RFC 3339.
+    pub timestamp: String,
+    pub version: String,
+    /// Always `agentyard`.
+    pub service: String,
+    /// Deployments and removals under way right now.
+    pub active_deployments: u64,
+}
+
+/// `GET /api/check/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NameCheck {
+    /// The name is valid and no live stack holds it.
+    pub available: bool,
+    /// The name follows the naming rules.
+    pub valid: bool,
+    /// Why the name cannot be used, when it cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/deploy` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeployRequest {
+    /// 3 to 20 characters of a-z, 0-9 and '-'; trimmed and lowercased first.
+    pub name: String,
+}
+
+/// `202` answer to `POST /api/deploy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployAccepted {
+    pub deployment_id: String,
+    pub name: String,
+    /// Where the stack will answer once deployed.
+    pub url: String,
+    /// The SSE stream of this deployment's progress.
+    pub status_endpoint: String,
+}
+
+/// One deployment, as `GET /api/deployments` and `/api/deployments/{id}` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentView {
+    pub id: String,
+    pub name: String,
+    pub status: DeploymentStatus,
+    /// 0 to 100.
+    pub progress: u8,
+    pub current_step: String,
+    /// Why the deployment failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub url: String,
+    pub image: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Deployment> for DeploymentView {
+    fn from(d: &Deployment) -> Self {
+        Self {
+            id: d.id.to_string(),
+            name: d.name.to_string(),
+            status: d.status,
+            progress: d.progress,
+            current_step: d.current_step.clone(),
+            message: d.message.clone(),
+            url: d.url.clone(),
+            image: d.image.clone(),
+            created_at: rfc3339(d.created_at),
+            updated_at: rfc3339(d.updated_at),
+        }
+    }
+}
+
+/// `GET /api/deployments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeploymentList {
+    /// Newest first.
+    pub deployments: Vec<DeploymentView>,
+}
+
+/// A live stack: the deployment that currently holds its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StackView {
+    pub name: String,
+    pub url: String,
+    pub status: DeploymentStatus,
+    pub deployment_id: String,
+    pub image: String,
+    pub created_at: String,
+}
+
+impl From<&Deployment> for StackView {
+    fn from(d: &Deployment) -> Self {
+        Self {
+            name: d.name.to_string(),
+            url: d.url.clone(),
+            status: d.status,
+            deployment_id: d.id.to_string(),
+            image: d.image.clone(),
+            created_at: rfc3339(d.created_at),
+        }
+    }
+}
+
+/// `GET /api/stacks`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StackList {
+    /// Sorted by name.
+    pub stacks: Vec<StackView>,
+}
+
+/// SSE `progress` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressEvent {
+    pub status: DeploymentStatus,
+    /// 0 to 100.
+    pub progress: u8,
+    pub current_step: String,
+}
+
+impl From<&Deployment> for ProgressEvent {
+    fn from(d: &Deployment) -> Self {
+        Self {
+            status: d.status,
+            progress: d.progress,
+            current_step: d.current_step.clone(),
+        }
+    }
+}
+
+/// SSE `complete` event: the stack is up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CompleteEvent {
+    pub url: String,
+}
+
+/// SSE `error` event: the deployment failed (and was rolled back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorEvent {
+    pub message: String,
+}
+
+/// Machine-readable error codes. Clients match on these, not on messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// A path or query parameter could not be read.
+    BadRequest,
+    InvalidName,
+    NameTaken,
+    InvalidJson,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    DeploymentInProgress,
+    Unavailable,
+    Internal,
+    /// A code this client does not know yet.
+    #[serde(other)]
+    Unknown,
+}
+
+/// Every error answer: `{"error": "...", "code": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApiError {
+    /// What went wrong, for people.
+    pub error: String,
+    pub code: ErrorCode,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(Timestamp(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            rfc3339(Timestamp(1_700_000_000_123)),
+            "2023-11-14T22:13:20.123Z"
+        );
+    }
+
+    #[test]
+    fn field_names_are_camel_case() {
+        let accepted = DeployAccepted {
+            deployment_id: "d".into(),
+            name: "alice".into(),
+            url: "u".into(),
+            status_endpoint: "/api/status/d".into(),
+        };
+        let json = serde_json::to_value(&accepted).unwrap();
+        assert!(json.get("deploymentId").is_some() && json.get("statusEndpoint").is_some());
+    }
+
+    #[test]
+    fn unknown_error_codes_still_parse() {
+        let e: ApiError =
+            serde_json::from_str(r#"{"error":"x","code":"from_the_future"}"#).unwrap();
+        assert_eq!(e.code, ErrorCode::Unknown);
+    }
+}

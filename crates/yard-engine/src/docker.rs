@@ -1,0 +1,604 @@
+//! The `docker` backend: one local (or `DOCKER_HOST`) Docker engine.
+//!
+//! A stack is a bridge network, a data volume and one container, all named
+//! `agentyard-<instance>-<stack>` and labelled. The container's HTTP port is
+//! published on loopback with an ephemeral host port; the yard's host router
+//! proxies to it. That works the same on Linux and on Docker Desktop, where
+//! container addresses are not reachable from the host.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, Mount,
+    MountType, NetworkCreateRequest, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder,
+};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use yard_core::StackName;
+
+use crate::{
+    Endpoint, Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, ResourceKind,
+    StackResource, StackSpec,
+};
+
+/// Label recording the container port a stack listens on, so the endpoint
+/// can be found again without the spec.
+const LABEL_PORT: &str = "agentyard.port";
+
+/// How the docker backend names and labels what it makes.
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    /// The yard instance id, in every resource's name and labels.
+    pub instance: String,
+    /// Extra labels put on every resource (operators use them for
+    /// attribution; tests use them to find and remove what they made).
+    pub extra_labels: BTreeMap<String, String>,
+    /// The host address stack ports are published on.
+    pub publish_ip: IpAddr,
+    /// Where the stack's data volume is mounted in its container.
+    pub data_mount: String,
+}
+
+impl DockerConfig {
+    /// Loopback publishing and `/data`, for `instance`.
+    pub fn new(instance: impl Into<String>) -> Self {
+        Self {
+            instance: instance.into(),
+            extra_labels: BTreeMap::new(),
+            publish_ip: IpAddr::from([127, 0, 0, 1]),
+            data_mount: "/data".to_owned(),
+        }
+    }
+}
+
+/// The docker backend.
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    config: DockerConfig,
+    probe: Client<HttpConnector, Empty<Bytes>>,
+}
+
+impl DockerEngine {
+    /// A client for the engine at `DOCKER_HOST` (default: the local
+    /// socket). Nothing is sent yet, so a yard can start while Docker is
+    /// still coming up; [`Engine::ping`] tells whether it answers.
+    pub fn connect(config: DockerConfig) -> Result<Self, EngineError> {
+        let docker = Docker::connect_with_defaults().map_err(unavailable)?;
+        let probe = Client::builder(TokioExecutor::new()).build_http();
+        Ok(Self {
+            docker,
+            config,
+            probe,
+        })
+    }
+
+    /// The engine's version string, for start-up logs and diagnostics.
+    pub async fn version(&self) -> Result<String, EngineError> {
+        let version = self.docker.version().await.map_err(unavailable)?;
+        Ok(format!(
+            "{} (API {})",
+            version.version.unwrap_or_default(),
+            version.api_version.unwrap_or_default()
+        ))
+    }
+
+    fn resource_name(&self, stack: &StackName) -> String {
+        format!("agentyard-{}-{}", self.config.instance, stack)
+    }
+
+    fn volume_name(&self, stack: &StackName) -> String {
+        format!("{}-data", self.resource_name(stack))
+    }
+
+    fn labels(&self, stack: &StackName) -> HashMap<String, String> {
+        let mut labels: HashMap<String, String> = self
+            .config
+            .extra_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.insert(LABEL_MANAGED.to_owned(), "true".to_owned());
+        labels.insert(LABEL_INSTANCE.to_owned(), self.config.instance.clone());
+        labels.insert(LABEL_STACK.to_owned(), stack.to_string());
+        labels
+    }
+
+    /// `true` when `labels` mark a resource as this instance's, for `stack`.
+    fn owns(&self, labels: Option<&HashMap<String, String>>, stack: &StackName) -> bool {
+        labels.is_some_and(|l| {
+            l.get(LABEL_MANAGED).map(String::as_str) == Some("true")
+                && l.get(LABEL_INSTANCE) == Some(&self.config.instance)
+                && l.get(LABEL_STACK).map(String::as_str) == Some(stack.as_str())
+        })
+    }
+
+    /// Label filters for this instance's stack resources; `stack` narrows
+    /// them to one stack.
+    fn filters(&self, stack: Option<&StackName>) -> HashMap<&'static str, Vec<String>> {
+        let mut labels = vec![
+            format!("{LABEL_MANAGED}=true"),
+            format!("{LABEL_INSTANCE}={}", self.config.instance),
+        ];
+        labels.push(match stack {
+            Some(stack) => format!("{LABEL_STACK}={stack}"),
+            None => LABEL_STACK.to_owned(),
+        });
+        HashMap::from([("label", labels)])
+    }
+
+    async fn ensure_network(&self, stack: &StackName) -> Result<(), EngineError> {
+        let name = self.resource_name(stack);
+        match self.docker.inspect_network(&name, None).await {
+            Ok(network) if self.owns(network.labels.as_ref(), stack) => return Ok(()),
+            Ok(_) => {
+                return Err(EngineError::Foreign {
+                    kind: ResourceKind::Network,
+                    name,
+                });
+            }
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) => return Err(backend("inspecting the stack network", e)),
+        }
+        let created = self
+            .docker
+            .create_network(NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".to_owned()),
+                labels: Some(self.labels(stack)),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| backend("creating the stack network", e))?;
+        // Older engines accept a second network of the same name with only a
+        // warning; a duplicate would make the name ambiguous, so drop ours.
+        if !created.warning.is_empty() {
+            tracing::warn!(network = %name, warning = %created.warning, "duplicate network removed");
+            self.docker
+                .remove_network(&created.id)
+                .await
+                .map_err(|e| backend("removing a duplicate network", e))?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_volume(&self, stack: &StackName) -> Result<(), EngineError> {
+        let name = self.volume_name(stack);
+        match self.docker.inspect_volume(&name).await {
+            Ok(volume) if self.owns(Some(&volume.labels), stack) => return Ok(()),
+            Ok(_) => {
+                return Err(EngineError::Foreign {
+                    kind: ResourceKind::Volume,
+                    name,
+                });
+            }
+            Err(e) if status(&e) == Some(404) => {}
+            Err(e) => return Err(backend("inspecting the data volume", e)),
+        }
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(name),
+                labels: Some(self.labels(stack)),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| backend("creating the data volume", e))?;
+        Ok(())
+    }
+
+    /// The stack's container, if it exists; an error if the name is taken
+    /// by something that is not ours.
+    async fn inspect_own_container(
+        &self,
+        stack: &StackName,
+    ) -> Result<Option<ContainerInspectResponse>, EngineError> {
+        let name = self.resource_name(stack);
+        match self.docker.inspect_container(&name, None).await {
+            Ok(container)
+                if self.owns(
+                    container.config.as_ref().and_then(|c| c.labels.as_ref()),
+                    stack,
+                ) =>
+            {
+                Ok(Some(container))
+            }
+            Ok(_) => Err(EngineError::Foreign {
+                kind: ResourceKind::Container,
+                name,
+            }),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(backend("inspecting the stack container", e)),
+        }
+    }
+
+    /// The port the stack listens on: the configured one, or the image's
+    /// lowest exposed TCP port.
+    async fn stack_port(&self, spec: &StackSpec) -> Result<u16, EngineError> {
+        let image = match self.docker.inspect_image(&spec.image).await {
+            Ok(image) => image,
+            Err(e) if status(&e) == Some(404) => {
+                return Err(EngineError::ImageNotFound {
+                    image: spec.image.clone(),
+                });
+            }
+            Err(e) => return Err(backend("inspecting the stack image", e)),
+        };
+        if let Some(port) = spec.port {
+            return Ok(port);
+        }
+        image
+            .config
+            .and_then(|c| c.exposed_ports)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.strip_suffix("/tcp").and_then(|n| n.parse::<u16>().ok()))
+            .min()
+            .ok_or_else(|| EngineError::NoPort {
+                image: spec.image.clone(),
+            })
+    }
+
+    /// The published host port of a container's stack port.
+    fn published(container: &ContainerInspectResponse) -> Option<u16> {
+        let port = container
+            .config
+            .as_ref()?
+            .labels
+            .as_ref()?
+            .get(LABEL_PORT)?
+            .clone();
+        container
+            .network_settings
+            .as_ref()?
+            .ports
+            .as_ref()?
+            .get(&format!("{port}/tcp"))?
+            .as_ref()?
+            .iter()
+            .find_map(|binding| binding.host_port.as_deref()?.parse().ok())
+    }
+
+    fn endpoint_at(&self, host_port: u16) -> Endpoint {
+        Endpoint(format!("{}:{host_port}", self.config.publish_ip))
+    }
+
+    /// The last lines the container printed, for failure messages.
+    async fn tail_logs(&self, container: &str) -> String {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail("20")
+            .build();
+        match self
+            .docker
+            .logs(container, Some(options))
+            .try_collect::<Vec<_>>()
+            .await
+        {
+            Ok(lines) => lines.iter().map(ToString::to_string).collect::<String>(),
+            Err(e) => format!("(logs unavailable: {e})"),
+        }
+    }
+
+    /// `true` once anything answers HTTP at `endpoint`, whatever the status.
+    async fn answers(&self, endpoint: &Endpoint) -> bool {
+        let Ok(uri) = format!("http://{endpoint}/").parse::<hyper::Uri>() else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), self.probe.get(uri)).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+#[async_trait]
+impl Engine for DockerEngine {
+    fn backend(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.docker.ping().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn ensure_project(&self, spec: &StackSpec) -> Result<(), EngineError> {
+        self.ensure_network(&spec.name).await?;
+        self.ensure_volume(&spec.name).await
+    }
+
+    async fn ensure_application(&self, spec: &StackSpec) -> Result<(), EngineError> {
+        let port = self.stack_port(spec).await?;
+        if self.inspect_own_container(&spec.name).await?.is_some() {
+            return Ok(());
+        }
+        let name = self.resource_name(&spec.name);
+        let mut labels = self.labels(&spec.name);
+        labels.insert(LABEL_PORT.to_owned(), port.to_string());
+        let container_port = format!("{port}/tcp");
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels),
+            exposed_ports: Some(vec![container_port.clone()]),
+            // Logs stay clean multiplexed streams; nobody types into a stack.
+            tty: Some(false),
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([(
+                    container_port,
+                    Some(vec![PortBinding {
+                        host_ip: Some(self.config.publish_ip.to_string()),
+                        host_port: Some(String::new()),
+                    }]),
+                )])),
+                network_mode: Some(name.clone()),
+                mounts: Some(vec![Mount {
+                    target: Some(self.config.data_mount.clone()),
+                    source: Some(self.volume_name(&spec.name)),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                }]),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    maximum_retry_count: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::new().name(&name).build();
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| backend("creating the stack container", e))?;
+        Ok(())
+    }
+
+    async fn deploy(&self, spec: &StackSpec, timeout: Duration) -> Result<Endpoint, EngineError> {
+        let name = self.resource_name(&spec.name);
+        self.docker
+            .start_container(&name, None)
+            .await
+            .map_err(|e| backend("starting the stack container", e))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let container = self
+                .inspect_own_container(&spec.name)
+                .await?
+                .ok_or_else(|| {
+                    EngineError::NotReady("the container vanished while starting".into())
+                })?;
+            let state = container.state.clone().unwrap_or_default();
+            let stopped = matches!(
+                state.status,
+                Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD)
+            );
+            if stopped || container.restart_count.unwrap_or(0) > 0 {
+                let code = state.exit_code.unwrap_or_default();
+                let logs = self.tail_logs(&name).await;
+                return Err(EngineError::NotReady(format!(
+                    "the container exited with code {code}; its last output:\n{logs}"
+                )));
+            }
+            if let Some(endpoint) = Self::published(&container).map(|p| self.endpoint_at(p))
+                && self.answers(&endpoint).await
+            {
+                return Ok(endpoint);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(EngineError::NotReady(format!(
+                    "it did not answer HTTP within {}s",
+                    timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn endpoint(&self, name: &StackName) -> Result<Option<Endpoint>, EngineError> {
+        let Some(container) = self.inspect_own_container(name).await? else {
+            return Ok(None);
+        };
+        let running = container
+            .state
+            .as_ref()
+            .and_then(|s| s.running)
+            .unwrap_or(false);
+        Ok(running
+            .then(|| Self::published(&container))
+            .flatten()
+            .map(|port| self.endpoint_at(port)))
+    }
+
+    async fn remove_stack(&self, name: &StackName) -> Result<Vec<StackResource>, EngineError> {
+        let filters = self.filters(Some(name));
+        let mut removed = Vec::new();
+        // Containers first: a network with endpoints or a volume in use
+        // cannot be removed.
+        let containers = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| backend("listing the stack's containers", e))?;
+        for container in containers {
+            let id = container.id.unwrap_or_default();
+            let force = RemoveContainerOptionsBuilder::new().force(true).build();
+            match self.docker.remove_container(&id, Some(force)).await {
+                Ok(()) => {}
+                Err(e) if status(&e) == Some(404) => continue,
+                Err(e) => return Err(backend("removing a stack container", e)),
+            }
+            removed.push(StackResource {
+                kind: ResourceKind::Container,
+                name: first_name(container.names.as_deref()).unwrap_or(id),
+                stack: name.clone(),
+            });
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::new().filters(&filters).build(),
+            ))
+            .await
+            .map_err(|e| backend("listing the stack's networks", e))?;
+        for network in networks {
+            let id = network.id.unwrap_or_default();
+            match self.docker.remove_network(&id).await {
+                Ok(()) => {}
+                Err(e) if status(&e) == Some(404) => continue,
+                Err(e) => return Err(backend("removing the stack network", e)),
+            }
+            removed.push(StackResource {
+                kind: ResourceKind::Network,
+                name: network.name.unwrap_or(id),
+                stack: name.clone(),
+            });
+        }
+        let volumes = self
+            .docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::new().filters(&filters).build(),
+            ))
+            .await
+            .map_err(|e| backend("listing the stack's volumes", e))?;
+        for volume in volumes.volumes.unwrap_or_default() {
+            let force = RemoveVolumeOptionsBuilder::new().force(true).build();
+            match self.docker.remove_volume(&volume.name, Some(force)).await {
+                Ok(()) => {}
+                Err(e) if status(&e) == Some(404) => continue,
+                Err(e) => return Err(backend("removing the data volume", e)),
+            }
+            removed.push(StackResource {
+                kind: ResourceKind::Volume,
+                name: volume.name,
+                stack: name.clone(),
+            });
+        }
+        Ok(removed)
+    }
+
+    async fn stack_resources(&self) -> Result<Vec<StackResource>, EngineError> {
+        let filters = self.filters(None);
+        let stack_of = |labels: Option<&HashMap<String, String>>| {
+            labels
+                .and_then(|l| l.get(LABEL_STACK))
+                .map(|s| StackName::from_trusted(s.as_str()))
+        };
+        let mut found = Vec::new();
+        let containers = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| backend("listing containers", e))?;
+        for c in containers {
+            if let Some(stack) = stack_of(c.labels.as_ref()) {
+                let name = first_name(c.names.as_deref()).or(c.id).unwrap_or_default();
+                found.push(StackResource {
+                    kind: ResourceKind::Container,
+                    name,
+                    stack,
+                });
+            }
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::new().filters(&filters).build(),
+            ))
+            .await
+            .map_err(|e| backend("listing networks", e))?;
+        for n in networks {
+            if let Some(stack) = stack_of(n.labels.as_ref()) {
+                found.push(StackResource {
+                    kind: ResourceKind::Network,
+                    name: n.name.or(n.id).unwrap_or_default(),
+                    stack,
+                });
+            }
+        }
+        let volumes = self
+            .docker
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::new().filters(&filters).build(),
+            ))
+            .await
+            .map_err(|e| backend("listing volumes", e))?;
+        for v in volumes.volumes.unwrap_or_default() {
+            if let Some(stack) = stack_of(Some(&v.labels)) {
+                found.push(StackResource {
+                    kind: ResourceKind::Volume,
+                    name: v.name,
+                    stack,
+                });
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Docker reports container names with a leading `/`.
+fn first_name(names: Option<&[String]>) -> Option<String> {
+    names?.first().map(|n| n.trim_start_matches('/').to_owned())
+}
+
+fn status(e: &DockerError) -> Option<u16> {
+    match e {
+        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// Connection-level failures mean the engine is unreachable; the rest are
+/// the engine refusing an operation.
+fn is_unreachable(e: &DockerError) -> bool {
+    matches!(
+        e,
+        DockerError::SocketNotFoundError(_)
+            | DockerError::HyperLegacyError { .. }
+            | DockerError::HyperResponseError { .. }
+            | DockerError::IOError { .. }
+            | DockerError::RequestTimeoutError
+            | DockerError::UnsupportedURISchemeError { .. }
+    )
+}
+
+fn unavailable(e: DockerError) -> EngineError {
+    EngineError::Unavailable(e.to_string())
+}
+
+fn backend(operation: &'static str, e: DockerError) -> EngineError {
+    if is_unreachable(&e) {
+        return unavailable(e);
+    }
+    let message = match e {
+        DockerError::DockerResponseServerError { message, .. } => message,
+        other => other.to_string(),
+    };
+    EngineError::Backend { operation, message }
+}

@@ -1,0 +1,130 @@
+//! One error type for every handler, answering `{"error": ..., "code": ...}`.
+//!
+//! Client errors say exactly what was wrong. Server errors are logged with
+//! their details and answered with a generic message: a store or engine
+//! failure can carry paths, addresses or internals that are not the
+//! caller's business.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use yard_api::{ApiError, ErrorCode};
+use yard_engine::EngineError;
+use yard_services::DeployError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct AppError {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+    /// What the log gets for server errors; never sent.
+    detail: Option<String>,
+}
+
+impl AppError {
+    /// A 4xx answer with a message for the caller.
+    pub fn client(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// A 5xx answer; `detail` goes to the log only.
+    pub fn server(
+        status: StatusCode,
+        code: ErrorCode,
+        message: &str,
+        detail: impl ToString,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            message: message.to_owned(),
+            detail: Some(detail.to_string()),
+        }
+    }
+
+    pub fn internal(detail: impl ToString) -> Self {
+        Self::server(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            "internal error; the daemon's log has the details",
+            detail,
+        )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::client(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "missing or invalid token: send 'Authorization: Bearer <token>' (the admin token is in the data directory's admin-token file)",
+        )
+    }
+}
+
+impl From<DeployError> for AppError {
+    fn from(e: DeployError) -> Self {
+        match e {
+            DeployError::InvalidName(e) => Self::client(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidName,
+                e.to_string(),
+            ),
+            DeployError::NameTaken(_) => {
+                Self::client(StatusCode::CONFLICT, ErrorCode::NameTaken, e.to_string())
+            }
+            DeployError::NoSuchStack(_) => Self::not_found(e.to_string()),
+            DeployError::InProgress(_) => Self::client(
+                StatusCode::CONFLICT,
+                ErrorCode::DeploymentInProgress,
+                e.to_string(),
+            ),
+            DeployError::Engine(EngineError::Unavailable(_)) => Self::server(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                "the container engine is not reachable; the daemon's log has the details",
+                e,
+            ),
+            DeployError::Store(_) | DeployError::Engine(_) | DeployError::Transition(_) => {
+                Self::internal(e)
+            }
+        }
+    }
+}
+
+impl From<yard_store::StoreError> for AppError {
+    fn from(e: yard_store::StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let Some(detail) = &self.detail {
+            tracing::error!(status = self.status.as_u16(), code = ?self.code, %detail, "request failed");
+        }
+        let mut response = (
+            self.status,
+            Json(ApiError {
+                error: self.message,
+                code: self.code,
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"agentyard\""),
+            );
+        }
+        response
+    }
+}

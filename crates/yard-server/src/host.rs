@@ -1,0 +1,195 @@
+//! The host router: a request for `NAME.<domain>` goes to stack NAME.
+//!
+//! It sits in front of every route, so `alice.localhost:3000/api/...` reaches
+//! alice's stack, never the yard's API. Requests are streamed both ways
+//! (bodies are not buffered). A stack that does not exist gets a small 404
+//! page, one that is not up a 503 page: a person in a browser sees what is
+//! wrong instead of a connection error.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use yard_engine::Endpoint;
+use yard_services::Route;
+
+use crate::AppState;
+
+/// The HTTP client the router forwards with; pooled and shared.
+pub(crate) type ProxyClient = Client<HttpConnector, Body>;
+
+pub(crate) fn proxy_client() -> ProxyClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Middleware: proxies stack hosts, passes everything else on.
+pub(crate) async fn route_by_host(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    let Some(label) = host.and_then(|h| state.deployer.config().addressing.stack_for_host(h))
+    else {
+        return next.run(request).await;
+    };
+    let label = label.to_owned();
+    match state.deployer.route(&label).await {
+        Ok(Route::Ready(endpoint)) => proxy(&state, &label, &endpoint, request).await,
+        Ok(Route::Unknown) => page(
+            StatusCode::NOT_FOUND,
+            "No such stack",
+            &format!("There is no stack named “{label}” here."),
+        ),
+        Ok(Route::Unavailable(reason)) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Stack unavailable",
+            &reason,
+        ),
+        Err(e) => {
+            tracing::error!(stack = %label, error = %e, "cannot route to stack");
+            page(
+                StatusCode::BAD_GATEWAY,
+                "Stack unreachable",
+                "The yard cannot reach this stack right now. Try again in a moment.",
+            )
+        }
+    }
+}
+
+async fn proxy(
+    state: &AppState,
+    label: &str,
+    endpoint: &Endpoint,
+    mut request: Request,
+) -> Response {
+    let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+    let Ok(uri) = format!("http://{endpoint}{path}").parse::<Uri>() else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The request path is not valid.",
+        );
+    };
+    let original_host = request.headers().get(header::HOST).cloned();
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    strip_hop_by_hop(headers);
+    if let Some(host) = original_host {
+        headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    match state.proxy.request(request).await {
+        Ok(response) => {
+            let mut response = response.map(Body::new);
+            strip_hop_by_hop(response.headers_mut());
+            response
+        }
+        Err(e) => {
+            tracing::warn!(stack = %label, %endpoint, error = %e, "stack did not answer");
+            state.deployer.forget_endpoint(label);
+            page(
+                StatusCode::BAD_GATEWAY,
+                "Stack not answering",
+                &format!(
+                    "Stack “{label}” did not answer. It may be restarting; try again in a moment."
+                ),
+            )
+        }
+    }
+}
+
+/// Headers that describe one connection, not the message, and so must not
+/// be forwarded (RFC 9110 §7.6.1), including any the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// A small HTML page for people who reach a stack address in a browser.
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · agentyard</title></head>\
+         <body style=\"font-family: system-ui, sans-serif; max-width: 36rem; margin: 4rem auto; padding: 0 1rem\">\
+         <h1>{title}</h1><p>{message}</p></body></html>",
+        title = escape_html(title),
+        message = escape_html(message),
+    );
+    (status, Html(body)).into_response()
+}
+
+fn escape_html(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        headers.insert("x-secret", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn pages_escape_what_they_echo() {
+        assert_eq!(
+            escape_html("<b>\"x\" & 'y'</b>"),
+            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
+        );
+    }
+}

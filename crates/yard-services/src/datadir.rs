@@ -1,0 +1,172 @@
+//! The data directory: the store file, the admin token, the instance id and
+//! the address the daemon listens on.
+//!
+//! Secrets are written with mode 0600 through a temporary file and a rename,
+//! so a reader never sees half a token and nobody else can read one.
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// File holding the admin token.
+const ADMIN_TOKEN: &str = "admin-token";
+/// File holding this yard's instance id.
+const INSTANCE_ID: &str = "instance-id";
+/// File holding the address the daemon listens on, once it does.
+const LISTEN_ADDR: &str = "listen-addr";
+
+/// The yard's data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    path: PathBuf,
+}
+
+impl DataDir {
+    /// `$XDG_DATA_HOME/agentyard`, else `~/.local/share/agentyard`, else
+    /// `./agentyard-data`.
+    pub fn default_path() -> PathBuf {
+        if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(xdg).join("agentyard");
+        }
+        match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".local/share/agentyard"),
+            None => PathBuf::from("agentyard-data"),
+        }
+    }
+
+    /// Uses `path`, creating it (mode 0700) if it does not exist.
+    pub fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
+        let path = path.into();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        Ok(Self { path })
+    }
+
+    /// Uses `path` as it is, creating nothing: for clients that only read.
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn admin_token_path(&self) -> PathBuf {
+        self.path.join(ADMIN_TOKEN)
+    }
+
+    /// The admin token, if one was written.
+    pub fn read_admin_token(&self) -> io::Result<Option<String>> {
+        match fs::read_to_string(self.admin_token_path()) {
+            Ok(token) => Ok(Some(token.trim().to_owned())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the admin token file (mode 0600).
+    pub fn write_admin_token(&self, token: &str) -> io::Result<PathBuf> {
+        self.write_private(ADMIN_TOKEN, &format!("{token}\n"))
+    }
+
+    /// This yard's instance id, made on first use. It names and labels
+    /// everything the yard creates, so two yards on one engine never touch
+    /// each other's containers.
+    pub fn instance_id(&self) -> io::Result<String> {
+        let path = self.path.join(INSTANCE_ID);
+        match fs::read_to_string(&path) {
+            Ok(id) => {
+                let id = id.trim();
+                let valid = !id.is_empty()
+                    && id.len() <= 32
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+                if !valid {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} holds {id:?}, which is not an instance id (1 to 32 of a-z and 0-9)",
+                            path.display()
+                        ),
+                    ));
+                }
+                Ok(id.to_owned())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+                self.write_private(INSTANCE_ID, &format!("{id}\n"))?;
+                Ok(id)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records the address the daemon listens on, for scripts and tests.
+    pub fn write_listen_addr(&self, addr: &str) -> io::Result<()> {
+        self.write_private(LISTEN_ADDR, &format!("{addr}\n"))
+            .map(drop)
+    }
+
+    /// Removes the listen address on a clean exit.
+    pub fn clear_listen_addr(&self) {
+        let _ = fs::remove_file(self.path.join(LISTEN_ADDR));
+    }
+
+    /// Writes `name` atomically with mode 0600.
+    fn write_private(&self, name: &str, contents: &str) -> io::Result<PathBuf> {
+        let target = self.path.join(name);
+        let temp = self.path.join(format!(".{name}.{}", std::process::id()));
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&temp, &target)?;
+        Ok(target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn secrets_are_private_and_ids_stable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path().join("nested/data")).unwrap();
+        let path = dir.write_admin_token("yard_abc").unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(dir.read_admin_token().unwrap().as_deref(), Some("yard_abc"));
+        let dir_mode = fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dir_mode, 0o700);
+
+        let id = dir.instance_id().unwrap();
+        assert_eq!(id.len(), 10);
+        assert_eq!(dir.instance_id().unwrap(), id);
+    }
+
+    #[test]
+    fn a_damaged_instance_id_is_refused_with_the_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        fs::write(tmp.path().join(INSTANCE_ID), "Not/An Id").unwrap();
+        let err = dir.instance_id().unwrap_err().to_string();
+        assert!(err.contains("not an instance id"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_token_is_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(DataDir::at(tmp.path()).read_admin_token().unwrap(), None);
+    }
+}

@@ -1,0 +1,429 @@
+//! The deployer: turns "deploy alice" into a running stack, and back.
+//!
+//! A deployment is a row in the store plus a task that runs its steps
+//! (project, application, deploy). Every step is recorded before it starts
+//! and announced on the bus after it is stored. A step that fails removes
+//! everything labelled with the stack's name, then records `failed` with the
+//! reason. The daemon may die at any point: at the next start, [`Deployer::resume`]
+//! re-runs every unfinished deployment (the engine's steps adopt what exists),
+//! and [`Deployer::sweep_orphans`] removes labelled resources that no live
+//! deployment owns. One lock per stack name keeps these from overlapping.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use yard_core::{
+    Deployment, DeploymentStatus, NameError, NamePolicy, StackAddressing, StackName,
+    TransitionError,
+};
+use yard_engine::{Endpoint, Engine, EngineError, StackResource, StackSpec};
+use yard_store::{Store, StoreError};
+
+use crate::locks::NameLocks;
+use crate::{EventBus, YardEvent, now};
+
+/// What the deployer needs to know about stacks.
+#[derive(Debug, Clone)]
+pub struct DeployerConfig {
+    /// The image new stacks run.
+    pub stack_image: String,
+    /// The port stacks listen on; `None` takes the image's first exposed port.
+    pub stack_port: Option<u16>,
+    /// Extra environment for every stack container.
+    pub stack_env: Vec<(String, String)>,
+    pub addressing: StackAddressing,
+    pub names: NamePolicy,
+    /// How long a stack may take to answer after it starts.
+    pub deploy_timeout: Duration,
+}
+
+/// Why a request to the deployer was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    #[error("the name {0:?} is already taken by another stack")]
+    NameTaken(String),
+    #[error("there is no stack named {0:?}")]
+    NoSuchStack(String),
+    #[error("stack {0:?} is still deploying; wait until it has completed or failed")]
+    InProgress(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+}
+
+/// The answer to "can I have this name?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameAvailability {
+    Available(StackName),
+    Invalid(NameError),
+    Taken(StackName),
+}
+
+/// Where the host router should send a request for a stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// No live stack has this name.
+    Unknown,
+    /// The stack exists but cannot take requests now; the reason says why.
+    Unavailable(String),
+    /// Proxy to here.
+    Ready(Endpoint),
+}
+
+/// The deployer; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Deployer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    engine: Arc<dyn Engine>,
+    bus: EventBus,
+    config: DeployerConfig,
+    locks: NameLocks,
+    tasks: TaskTracker,
+    /// Cancelled when the daemon stops: runs stop between steps and resume
+    /// at the next start.
+    stopping: CancellationToken,
+    /// Where each completed stack answers, learnt from the engine.
+    endpoints: RwLock<HashMap<StackName, Endpoint>>,
+}
+
+impl Deployer {
+    pub fn new(
+        store: Store,
+        engine: Arc<dyn Engine>,
+        bus: EventBus,
+        config: DeployerConfig,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                engine,
+                bus,
+                config,
+                locks: NameLocks::default(),
+                tasks: TaskTracker::new(),
+                stopping: CancellationToken::new(),
+                endpoints: RwLock::default(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.inner.engine
+    }
+
+    pub fn config(&self) -> &DeployerConfig {
+        &self.inner.config
+    }
+
+    /// Whether `raw` could be deployed now, and if not, why.
+    pub async fn check_name(&self, raw: &str) -> Result<NameAvailability, DeployError> {
+        let name = match self.inner.config.names.parse(raw) {
+            Ok(name) => name,
+            Err(e) => return Ok(NameAvailability::Invalid(e)),
+        };
+        Ok(match self.inner.store.live_deployment(&name).await? {
+            Some(_) => NameAvailability::Taken(name),
+            None => NameAvailability::Available(name),
+        })
+    }
+
+    /// Records a deployment of `raw` and starts running it. Returns at once;
+    /// progress arrives on the bus.
+    pub async fn deploy(&self, raw: &str) -> Result<Deployment, DeployError> {
+        let name = self.inner.config.names.parse(raw)?;
+        let url = self.inner.config.addressing.url_for(&name);
+        let deployment = Deployment::new(name, url, self.inner.config.stack_image.clone(), now());
+        match self.inner.store.insert_deployment(&deployment).await {
+            Ok(()) => {}
+            Err(StoreError::NameTaken(name)) => return Err(DeployError::NameTaken(name)),
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(deployment = %deployment.id, stack = %deployment.name, image = %deployment.image, "deployment accepted");
+        self.publish(&deployment);
+        self.spawn_run(deployment.clone());
+        Ok(deployment)
+    }
+
+    /// Removes the stack named `raw` and everything it owns. Waits until
+    /// the engine has removed it.
+    pub async fn destroy(&self, raw: &str) -> Result<Deployment, DeployError> {
+        let name = StackName::from_trusted(raw.trim().to_lowercase());
+        let missing = || DeployError::NoSuchStack(name.to_string());
+        // Refuse at once rather than queue behind a running deployment.
+        let current = self
+            .inner
+            .store
+            .live_deployment(&name)
+            .await?
+            .ok_or_else(missing)?;
+        if current.status.is_in_progress() {
+            return Err(DeployError::InProgress(name.to_string()));
+        }
+        let _guard = self.inner.locks.lock(name.as_str()).await;
+        let mut deployment = self
+            .inner
+            .store
+            .live_deployment(&name)
+            .await?
+            .ok_or_else(missing)?;
+        if deployment.status.is_in_progress() {
+            return Err(DeployError::InProgress(name.to_string()));
+        }
+        self.remove(&mut deployment).await?;
+        Ok(deployment)
+    }
+
+    /// Finishes what a previous run of the daemon left under way: resumes
+    /// unfinished deployments and removals. Returns how many.
+    pub async fn resume(&self) -> Result<usize, DeployError> {
+        let active = self.inner.store.active_deployments().await?;
+        let count = active.len();
+        for deployment in active {
+            tracing::info!(deployment = %deployment.id, stack = %deployment.name, status = %deployment.status, "resuming");
+            if deployment.status.is_in_progress() {
+                self.spawn_run(deployment);
+            } else {
+                let this = self.clone();
+                self.inner.tasks.spawn(async move {
+                    let _guard = this.inner.locks.lock(deployment.name.as_str()).await;
+                    let mut deployment = deployment;
+                    if let Err(e) = this.remove(&mut deployment).await {
+                        tracing::error!(stack = %deployment.name, error = %e, "resumed removal failed; will retry at the next sweep");
+                    }
+                });
+            }
+        }
+        Ok(count)
+    }
+
+    /// Removes labelled resources that no live deployment owns: what a
+    /// crash left between creating a resource and recording a failure, or
+    /// what someone left behind by hand. Returns what was removed.
+    pub async fn sweep_orphans(&self) -> Result<Vec<StackResource>, DeployError> {
+        let names: BTreeSet<StackName> = self
+            .inner
+            .engine
+            .stack_resources()
+            .await?
+            .into_iter()
+            .map(|r| r.stack)
+            .collect();
+        let mut removed = Vec::new();
+        for name in names {
+            let _guard = self.inner.locks.lock(name.as_str()).await;
+            // Checked under the lock: a deployment of this name may have
+            // started since the listing.
+            if self.inner.store.live_deployment(&name).await?.is_some() {
+                continue;
+            }
+            for resource in self.inner.engine.remove_stack(&name).await? {
+                tracing::warn!(kind = %resource.kind, name = %resource.name, stack = %resource.stack, "removed orphaned resource");
+                removed.push(resource);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Where requests for the stack labelled `label` in a Host header go.
+    pub async fn route(&self, label: &str) -> Result<Route, DeployError> {
+        let Ok(name) = self.inner.config.names.parse(label) else {
+            return Ok(Route::Unknown);
+        };
+        if let Some(endpoint) = self.cached_endpoint(&name) {
+            return Ok(Route::Ready(endpoint));
+        }
+        let Some(deployment) = self.inner.store.live_deployment(&name).await? else {
+            return Ok(Route::Unknown);
+        };
+        if deployment.status != DeploymentStatus::Completed {
+            return Ok(Route::Unavailable(format!(
+                "stack {name} is {}",
+                deployment.status.step_label().to_lowercase()
+            )));
+        }
+        match self.inner.engine.endpoint(&name).await? {
+            Some(endpoint) => {
+                self.remember_endpoint(&name, Some(endpoint.clone()));
+                Ok(Route::Ready(endpoint))
+            }
+            None => Ok(Route::Unavailable(format!("stack {name} is not running"))),
+        }
+    }
+
+    /// Forgets where a stack answers, after the router failed to reach it
+    /// there (its container may have restarted on another port).
+    pub fn forget_endpoint(&self, label: &str) {
+        self.remember_endpoint(&StackName::from_trusted(label.to_lowercase()), None);
+    }
+
+    /// Stops between steps: waits up to `grace` for running deployments to
+    /// finish, then cancels the rest, which resume at the next start.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                running = self.inner.tasks.len(),
+                "stopping unfinished deployments; they resume at the next start"
+            );
+            self.inner.stopping.cancel();
+            self.inner.tasks.wait().await;
+        }
+    }
+
+    fn cached_endpoint(&self, name: &StackName) -> Option<Endpoint> {
+        self.inner
+            .endpoints
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn remember_endpoint(&self, name: &StackName, endpoint: Option<Endpoint>) {
+        let mut endpoints = self
+            .inner
+            .endpoints
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        match endpoint {
+            Some(endpoint) => endpoints.insert(name.clone(), endpoint),
+            None => endpoints.remove(name),
+        };
+    }
+
+    fn spec_for(&self, deployment: &Deployment) -> StackSpec {
+        let config = &self.inner.config;
+        let mut env = vec![
+            ("YARD_STACK_NAME".to_owned(), deployment.name.to_string()),
+            ("YARD_STACK_URL".to_owned(), deployment.url.clone()),
+        ];
+        env.extend(config.stack_env.iter().cloned());
+        StackSpec {
+            name: deployment.name.clone(),
+            image: deployment.image.clone(),
+            port: config.stack_port,
+            env,
+        }
+    }
+
+    fn publish(&self, deployment: &Deployment) {
+        self.inner
+            .bus
+            .publish(YardEvent::Deployment(deployment.clone()));
+    }
+
+    /// Stores the move to `to`, then announces it. A step already passed
+    /// (a resumed run) is neither stored nor announced again.
+    async fn advance(
+        &self,
+        deployment: &mut Deployment,
+        to: DeploymentStatus,
+    ) -> Result<(), DeployError> {
+        if deployment.advance(to, now())? {
+            self.inner.store.save_deployment(deployment).await?;
+            self.publish(deployment);
+        }
+        Ok(())
+    }
+
+    fn spawn_run(&self, deployment: Deployment) {
+        let this = self.clone();
+        self.inner.tasks.spawn(async move {
+            let stopping = this.inner.stopping.clone();
+            tokio::select! {
+                () = this.run(deployment) => {}
+                () = stopping.cancelled() => {}
+            }
+        });
+    }
+
+    /// Runs a deployment's steps to the end, rolling back on failure.
+    async fn run(&self, mut deployment: Deployment) {
+        let _guard = self.inner.locks.lock(deployment.name.as_str()).await;
+        let id = deployment.id.clone();
+        let result = self.run_steps(&mut deployment).await;
+        let failure = match result {
+            Ok(()) => return,
+            // The store is down: nothing can be recorded, so leave the row
+            // as it is; the next start resumes the deployment.
+            Err(DeployError::Store(e)) => {
+                tracing::error!(deployment = %id, error = %e, "cannot record progress; the deployment resumes at the next start");
+                return;
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(deployment = %id, stack = %deployment.name, error = %failure, "deployment failed; rolling back");
+        let mut reason = failure.to_string();
+        if let Err(e) = self.inner.engine.remove_stack(&deployment.name).await {
+            tracing::error!(deployment = %id, error = %e, "rollback incomplete; the orphan sweep will finish it");
+            reason.push_str(&format!(
+                " (clean-up is incomplete and will be retried: {e})"
+            ));
+        }
+        self.remember_endpoint(&deployment.name, None);
+        let recorded = match deployment.fail(reason, now()) {
+            Ok(()) => self
+                .inner
+                .store
+                .save_deployment(&deployment)
+                .await
+                .map_err(DeployError::from),
+            Err(e) => Err(e.into()),
+        };
+        match recorded {
+            Ok(_) => self.publish(&deployment),
+            Err(e) => tracing::error!(deployment = %id, error = %e, "cannot record the failure"),
+        }
+    }
+
+    async fn run_steps(&self, deployment: &mut Deployment) -> Result<(), DeployError> {
+        let engine = &self.inner.engine;
+        let spec = self.spec_for(deployment);
+        self.advance(deployment, DeploymentStatus::CreatingProject)
+            .await?;
+        engine.ensure_project(&spec).await?;
+        self.advance(deployment, DeploymentStatus::CreatingApplication)
+            .await?;
+        engine.ensure_application(&spec).await?;
+        self.advance(deployment, DeploymentStatus::Deploying)
+            .await?;
+        let endpoint = engine
+            .deploy(&spec, self.inner.config.deploy_timeout)
+            .await?;
+        tracing::info!(deployment = %deployment.id, stack = %deployment.name, %endpoint, "stack answers");
+        self.remember_endpoint(&deployment.name, Some(endpoint));
+        self.advance(deployment, DeploymentStatus::Completed).await
+    }
+
+    /// Takes a completed (or half-removed) stack down and records it removed.
+    /// The caller holds the name's lock.
+    async fn remove(&self, deployment: &mut Deployment) -> Result<(), DeployError> {
+        if deployment.status == DeploymentStatus::Completed {
+            self.advance(deployment, DeploymentStatus::Removing).await?;
+        }
+        self.remember_endpoint(&deployment.name, None);
+        let removed = self.inner.engine.remove_stack(&deployment.name).await?;
+        tracing::info!(stack = %deployment.name, resources = removed.len(), "stack removed");
+        self.advance(deployment, DeploymentStatus::Removed).await
+    }
+}

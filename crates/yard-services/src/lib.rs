@@ -1,0 +1,29 @@
+//! The yard's services: what happens between a request and the backends.
+//!
+//! Services own no I/O of their own kind: they persist through `yard-store`,
+//! act on containers through `yard-engine`, and announce every change on the
+//! [`EventBus`], which feeds every live view (SSE today). Nothing polls the
+//! store for changes.
+
+pub mod auth;
+pub mod bus;
+pub mod datadir;
+pub mod deployer;
+mod locks;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use yard_core::Timestamp;
+
+pub use bus::{EventBus, YardEvent};
+pub use datadir::DataDir;
+pub use deployer::{DeployError, Deployer, DeployerConfig, NameAvailability, Route};
+
+/// The current time, as the store records it.
+pub fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    Timestamp(i64::try_from(millis).unwrap_or(i64::MAX))
+}

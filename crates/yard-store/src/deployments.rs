@@ -1,0 +1,195 @@
+//! Deployments in the store.
+//!
+//! A row is written when a deployment is asked for and rewritten at every
+//! step, so after a crash the row says exactly how far the deployment got.
+
+use yard_core::{Deployment, DeploymentId, DeploymentStatus, StackName, Timestamp};
+
+use crate::{Store, StoreError};
+
+const COLUMNS: &str =
+    "id, name, status, progress, current_step, message, url, image, seq, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct DeploymentRow {
+    id: String,
+    name: String,
+    status: String,
+    progress: i64,
+    current_step: String,
+    message: Option<String>,
+    url: String,
+    image: String,
+    seq: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<DeploymentRow> for Deployment {
+    type Error = StoreError;
+
+    fn try_from(row: DeploymentRow) -> Result<Self, StoreError> {
+        let status: DeploymentStatus = row
+            .status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("deployment {}: {e}", row.id)))?;
+        let progress = u8::try_from(row.progress).map_err(|_| {
+            StoreError::Corrupt(format!("deployment {}: progress {}", row.id, row.progress))
+        })?;
+        Ok(Deployment {
+            id: DeploymentId::from_trusted(row.id),
+            name: StackName::from_trusted(row.name),
+            status,
+            progress,
+            current_step: row.current_step,
+            message: row.message,
+            url: row.url,
+            image: row.image,
+            seq: row.seq,
+            created_at: Timestamp(row.created_at),
+            updated_at: Timestamp(row.updated_at),
+        })
+    }
+}
+
+fn select(tail: &'static str) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM deployments {tail}"))
+}
+
+fn rows_into(rows: Vec<DeploymentRow>) -> Result<Vec<Deployment>, StoreError> {
+    rows.into_iter().map(Deployment::try_from).collect()
+}
+
+/// The SQL list of statuses that hold a name, e.g. `('initializing', ...)`.
+/// Built from the state machine so the store and the domain cannot disagree.
+fn releasing_list() -> String {
+    let quoted: Vec<String> = DeploymentStatus::NAME_RELEASING
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("({})", quoted.join(", "))
+}
+
+impl Store {
+    /// Records a new deployment. Fails with [`StoreError::NameTaken`] when a
+    /// live deployment already holds the name; the unique index decides, so
+    /// two racing requests cannot both win.
+    pub async fn insert_deployment(&self, d: &Deployment) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO deployments (id, name, status, progress, current_step, message, url, image, seq, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(d.id.as_str())
+        .bind(d.name.as_str())
+        .bind(d.status.as_str())
+        .bind(i64::from(d.progress))
+        .bind(d.current_step.as_str())
+        .bind(d.message.as_deref())
+        .bind(d.url.as_str())
+        .bind(d.image.as_str())
+        .bind(d.seq)
+        .bind(d.created_at.0)
+        .bind(d.updated_at.0)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::NameTaken(d.name.to_string()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes a deployment's new state. A write carrying an older `seq` than
+    /// the stored one is ignored, so a late writer can never roll a
+    /// deployment back; returns whether the row changed.
+    pub async fn save_deployment(&self, d: &Deployment) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE deployments SET status = $2, progress = $3, current_step = $4, message = $5, \
+             seq = $6, updated_at = $7 WHERE id = $1 AND seq < $6",
+        )
+        .bind(d.id.as_str())
+        .bind(d.status.as_str())
+        .bind(i64::from(d.progress))
+        .bind(d.current_step.as_str())
+        .bind(d.message.as_deref())
+        .bind(d.seq)
+        .bind(d.updated_at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// One deployment by id.
+    pub async fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
+        sqlx::query_as::<_, DeploymentRow>(select("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Deployment::try_from)
+            .transpose()
+    }
+
+    /// Every deployment, newest first, at most `limit`.
+    pub async fn deployments(&self, limit: i64) -> Result<Vec<Deployment>, StoreError> {
+        let rows = sqlx::query_as::<_, DeploymentRow>(select(
+            "ORDER BY created_at DESC, id DESC LIMIT $1",
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows_into(rows)
+    }
+
+    /// The deployment holding `name`, if any.
+    pub async fn live_deployment(
+        &self,
+        name: &StackName,
+    ) -> Result<Option<Deployment>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM deployments WHERE name = $1 AND status NOT IN {}",
+            releasing_list()
+        ));
+        sqlx::query_as::<_, DeploymentRow>(sql)
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(Deployment::try_from)
+            .transpose()
+    }
+
+    /// Every deployment that holds a name (the live stacks), by name.
+    pub async fn live_deployments(&self) -> Result<Vec<Deployment>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM deployments WHERE status NOT IN {} ORDER BY name",
+            releasing_list()
+        ));
+        let rows = sqlx::query_as::<_, DeploymentRow>(sql)
+            .fetch_all(&self.pool)
+            .await?;
+        rows_into(rows)
+    }
+
+    /// Deployments with work under way: the ones to resume after a restart.
+    pub async fn active_deployments(&self) -> Result<Vec<Deployment>, StoreError> {
+        let mut active = self.live_deployments().await?;
+        active.retain(|d| d.status.is_active());
+        Ok(active)
+    }
+
+    /// How many deployments have work under way.
+    pub async fn count_active(&self) -> Result<u64, StoreError> {
+        let active: Vec<String> = DeploymentStatus::ALL
+            .iter()
+            .filter(|s| s.is_active())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM deployments WHERE status IN ({})",
+            active.join(", ")
+        ));
+        let count: i64 = sqlx::query_scalar(sql).fetch_one(&self.pool).await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}

@@ -1,0 +1,172 @@
+//! The store against both of its databases: a SQLite file and a real
+//! PostgreSQL server. Every test runs once per backend.
+
+#![allow(clippy::unwrap_used)]
+
+use yard_core::{Deployment, DeploymentStatus, StackName, Timestamp};
+use yard_store::{Store, StoreError, TokenRecord, TokenRole};
+
+/// Runs `check` on a fresh SQLite store, then on a fresh PostgreSQL one.
+async fn on_each_backend<F, Fut>(check: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(&Store::sqlite_url(dir.path())).await.unwrap();
+    check(sqlite).await;
+    let postgres = Store::open(&yard_testkit::fresh_postgres_url().await)
+        .await
+        .unwrap();
+    check(postgres).await;
+}
+
+fn deployment(name: &str) -> Deployment {
+    Deployment::new(
+        StackName::from_trusted(name),
+        format!("http://{name}.localhost:3000"),
+        "img:1".into(),
+        Timestamp(1_000),
+    )
+}
+
+#[tokio::test]
+async fn deployments_round_trip() {
+    on_each_backend(|store| async move {
+        let mut d = deployment("alice");
+        store.insert_deployment(&d).await.unwrap();
+        assert_eq!(
+            store.deployment(d.id.as_str()).await.unwrap().as_ref(),
+            Some(&d)
+        );
+
+        d.advance(DeploymentStatus::CreatingProject, Timestamp(2_000))
+            .unwrap();
+        assert!(store.save_deployment(&d).await.unwrap());
+        d.fail("engine said no", Timestamp(3_000)).unwrap();
+        assert!(store.save_deployment(&d).await.unwrap());
+        let stored = store.deployment(d.id.as_str()).await.unwrap().unwrap();
+        assert_eq!(stored, d);
+        assert_eq!(stored.message.as_deref(), Some("engine said no"));
+        assert!(store.deployment("no-such-id").await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_older_write_never_overwrites_a_newer_one() {
+    on_each_backend(|store| async move {
+        let mut d = deployment("bob");
+        store.insert_deployment(&d).await.unwrap();
+        let stale = d.clone();
+        d.advance(DeploymentStatus::CreatingProject, Timestamp(2_000))
+            .unwrap();
+        assert!(store.save_deployment(&d).await.unwrap());
+        assert!(!store.save_deployment(&stale).await.unwrap());
+        let stored = store.deployment(d.id.as_str()).await.unwrap().unwrap();
+        assert_eq!(stored.status, DeploymentStatus::CreatingProject);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn only_one_live_deployment_holds_a_name() {
+    on_each_backend(|store| async move {
+        let mut first = deployment("carol");
+        store.insert_deployment(&first).await.unwrap();
+        let second = deployment("carol");
+        assert!(matches!(
+            store.insert_deployment(&second).await,
+            Err(StoreError::NameTaken(name)) if name == "carol"
+        ));
+        assert_eq!(store.live_deployments().await.unwrap().len(), 1);
+        assert_eq!(store.active_deployments().await.unwrap().len(), 1);
+        assert_eq!(store.count_active().await.unwrap(), 1);
+
+        // A failed deployment releases the name.
+        first.fail("boom", Timestamp(2_000)).unwrap();
+        store.save_deployment(&first).await.unwrap();
+        assert!(store.live_deployment(&first.name).await.unwrap().is_none());
+        store.insert_deployment(&second).await.unwrap();
+        assert_eq!(
+            store
+                .live_deployment(&second.name)
+                .await
+                .unwrap()
+                .map(|d| d.id),
+            Some(second.id.clone())
+        );
+        assert_eq!(store.deployments(10).await.unwrap().len(), 2);
+        assert_eq!(store.deployments(1).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_claims_on_one_name_have_one_winner() {
+    on_each_backend(|store| async move {
+        let attempts = (0..10).map(|_| {
+            let store = store.clone();
+            async move { store.insert_deployment(&deployment("dave")).await }
+        });
+        let results = futures::future::join_all(attempts).await;
+        let won = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(won, 1, "{results:?}");
+        assert!(
+            results
+                .iter()
+                .all(|r| r.is_ok() || matches!(r, Err(StoreError::NameTaken(_))))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokens_are_found_by_hash_until_revoked() {
+    on_each_backend(|store| async move {
+        let token = TokenRecord {
+            id: "t1".into(),
+            name: "admin".into(),
+            role: TokenRole::Admin,
+            created_at: Timestamp(1),
+            revoked_at: None,
+        };
+        store.insert_token(&token, "hash-1").await.unwrap();
+        assert_eq!(store.active_token("hash-1").await.unwrap(), Some(token));
+        assert_eq!(store.active_token("hash-2").await.unwrap(), None);
+        assert_eq!(
+            store
+                .revoke_tokens_named("admin", Timestamp(2))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.active_token("hash-1").await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn opening_twice_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Store::sqlite_url(dir.path());
+    let d = deployment("erin");
+    Store::open(&url)
+        .await
+        .unwrap()
+        .insert_deployment(&d)
+        .await
+        .unwrap();
+    let reopened = Store::open(&url).await.unwrap();
+    assert_eq!(reopened.deployment(d.id.as_str()).await.unwrap(), Some(d));
+}
+
+#[tokio::test]
+async fn a_bad_url_is_a_clear_error_without_the_password() {
+    let err = Store::open("postgres://yard:hunter2@127.0.0.1:1/yard")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot open the store"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}

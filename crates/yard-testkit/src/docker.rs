@@ -1,0 +1,158 @@
+//! A per-test Docker label and the guard that removes everything carrying it.
+
+use std::collections::HashMap;
+
+use bollard::Docker;
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+};
+
+/// The label key every test resource carries; the value is per test.
+pub const TEST_LABEL: &str = "agentyard.test";
+
+/// Owns one test's label. On drop (including during a panic) it removes
+/// every container, network and volume carrying it.
+#[derive(Debug)]
+pub struct DockerSweep {
+    value: String,
+}
+
+impl Default for DockerSweep {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DockerSweep {
+    pub fn new() -> Self {
+        Self {
+            value: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+
+    /// `agentyard.test=<id>`, as `YARD_LABELS` and `docker --filter` take it.
+    pub fn label(&self) -> String {
+        format!("{TEST_LABEL}={}", self.value)
+    }
+
+    /// Every resource with this test's label, as `kind name` lines, sorted.
+    pub async fn resources(&self) -> Vec<String> {
+        list(&self.label()).await
+    }
+
+    /// Removes everything with this test's label now.
+    pub async fn sweep(&self) {
+        remove_all(&self.label()).await;
+    }
+}
+
+impl Drop for DockerSweep {
+    fn drop(&mut self) {
+        let label = self.label();
+        // Drop may run inside a Tokio runtime, which cannot be blocked on;
+        // a plain thread with its own runtime can.
+        let swept = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(remove_all(&label)))
+        })
+        .join();
+        if !matches!(swept, Ok(Ok(()))) {
+            eprintln!(
+                "warning: could not sweep Docker resources labelled {}",
+                self.label()
+            );
+        }
+    }
+}
+
+fn client() -> Docker {
+    Docker::connect_with_defaults().expect("a Docker client")
+}
+
+fn filters(label: &str) -> HashMap<&'static str, Vec<String>> {
+    HashMap::from([("label", vec![label.to_owned()])])
+}
+
+async fn list(label: &str) -> Vec<String> {
+    let docker = client();
+    let filters = filters(label);
+    let mut found = Vec::new();
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .expect("listing containers");
+    for c in containers {
+        let name = c.names.unwrap_or_default().join(",");
+        found.push(format!("container {}", name.trim_start_matches('/')));
+    }
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+        .expect("listing networks");
+    for n in networks {
+        found.push(format!("network {}", n.name.unwrap_or_default()));
+    }
+    let volumes = docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+        .expect("listing volumes");
+    for v in volumes.volumes.unwrap_or_default() {
+        found.push(format!("volume {}", v.name));
+    }
+    found.sort();
+    found
+}
+
+async fn remove_all(label: &str) {
+    let docker = client();
+    let filters = filters(label);
+    if let Ok(containers) = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::new()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+    {
+        for c in containers {
+            let force = RemoveContainerOptionsBuilder::new().force(true).build();
+            let _ = docker
+                .remove_container(&c.id.unwrap_or_default(), Some(force))
+                .await;
+        }
+    }
+    if let Ok(networks) = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+    {
+        for n in networks {
+            let _ = docker.remove_network(&n.id.unwrap_or_default()).await;
+        }
+    }
+    if let Ok(volumes) = docker
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::new().filters(&filters).build(),
+        ))
+        .await
+    {
+        for v in volumes.volumes.unwrap_or_default() {
+            let force = RemoveVolumeOptionsBuilder::new().force(true).build();
+            let _ = docker.remove_volume(&v.name, Some(force)).await;
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The command line: every subcommand, flag and environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// agentyard: a self-hosted home for AI coding agents.
+#[derive(Debug, Parser)]
+#[command(name = "yard", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the daemon: the API, the host router and the deployer.
+    Serve(ServeArgs),
+    /// Say whether a stack name can be used, and if not, why.
+    Check {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Deploy a stack and follow it until it is up; prints its URL.
+    Deploy {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the stacks.
+    Stacks {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Remove a stack and everything it owns (container, network, data volume).
+    Destroy {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// How a client command reaches the daemon.
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// The daemon's URL.
+    #[arg(long, env = "YARD_URL", default_value = "http://127.0.0.1:3000")]
+    pub(crate) url: String,
+    /// An API token; by default the admin token from the data directory.
+    #[arg(long, env = "YARD_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// The daemon's data directory, where the admin token is read from.
+    #[arg(long, env = "YARD_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Print JSON for scripts instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// How the daemon runs.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The address to listen on. Loopback by default: anything else is a
+    /// decision to expose the yard.
+    #[arg(long, env = "YARD_LISTEN", default_value = "127.0.0.1:3000")]
+    pub(crate) listen: SocketAddr,
+    /// Where the store, the admin token and the instance id live
+    /// [default: $XDG_DATA_HOME/agentyard].
+    #[arg(long, env = "YARD_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// A PostgreSQL URL (postgres://...) to keep state in instead of the
+    /// SQLite file in the data directory.
+    #[arg(long, env = "YARD_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+    /// Where stacks run.
+    #[arg(long, env = "YARD_BACKEND", default_value = "docker", value_parser = ["docker"])]
+    pub(crate) backend: String,
+    /// The parent domain of stack addresses: stack NAME answers at NAME.<domain>.
+    #[arg(long, env = "YARD_DOMAIN", default_value = "localhost")]
+    pub(crate) domain: String,
+    /// The URL handed out for a stack, with {name} for its name
+    /// [default: http://{name}.<domain>:<listen port>].
+    #[arg(long, env = "YARD_STACK_URL_TEMPLATE")]
+    pub(crate) stack_url_template: Option<String>,
+    /// The image new stacks run.
+    #[arg(
+        long,
+        env = "YARD_STACK_IMAGE",
+        default_value = "agentyard/stack:latest"
+    )]
+    pub(crate) stack_image: String,
+    /// The port stacks listen on [default: the image's first exposed port].
+    #[arg(long, env = "YARD_STACK_PORT")]
+    pub(crate) stack_port: Option<u16>,
+    /// Environment for every stack container, KEY=VALUE (repeat, or
+    /// comma-separate in the variable).
+    #[arg(long = "stack-env", env = "YARD_STACK_ENV", value_delimiter = ',', value_parser = key_value)]
+    pub(crate) stack_env: Vec<(String, String)>,
+    /// More names nobody may deploy, besides admin, api, www, root, system,
+    /// test, demo and portal.
+    #[arg(long, env = "YARD_RESERVED_NAMES", value_delimiter = ',')]
+    pub(crate) reserved_names: Vec<String>,
+    /// Extra labels for everything the yard creates, KEY=VALUE.
+    #[arg(long = "label", env = "YARD_LABELS", value_delimiter = ',', value_parser = label)]
+    pub(crate) labels: Vec<(String, String)>,
+    /// How long a stack may take to answer HTTP after it starts.
+    #[arg(long, env = "YARD_DEPLOY_TIMEOUT", default_value = "120s", value_parser = duration)]
+    pub(crate) deploy_timeout: Duration,
+    /// How often to look for and remove orphaned resources.
+    #[arg(long, env = "YARD_RECONCILE_INTERVAL", default_value = "60s", value_parser = duration)]
+    pub(crate) reconcile_interval: Duration,
+}
+
+fn key_value(raw: &str) -> Result<(String, String), String> {
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("{raw:?} is not KEY=VALUE"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(format!("{raw:?} has an empty key"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// A KEY=VALUE label that does not overwrite the yard's own labels.
+fn label(raw: &str) -> Result<(String, String), String> {
+    let (key, value) = key_value(raw)?;
+    if [
+        yard_engine::LABEL_MANAGED,
+        yard_engine::LABEL_INSTANCE,
+        yard_engine::LABEL_STACK,
+    ]
+    .contains(&key.as_str())
+    {
+        return Err(format!("{key} is set by the yard itself"));
+    }
+    Ok((key, value))
+}
+
+fn duration(raw: &str) -> Result<Duration, String> {
+    let parsed =
+        humantime::parse_duration(raw).map_err(|e| format!("{raw:?}: {e} (try 90s or 2m)"))?;
+    if parsed.is_zero() {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn labels_cannot_overwrite_ours() {
+        assert!(label("team=a").is_ok());
+        assert!(label("agentyard.managed=false").is_err());
+        assert!(label("novalue").is_err());
+        assert!(key_value("=x").is_err());
+    }
+
+    #[test]
+    fn durations_are_human() {
+        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(duration("0s").is_err());
+        assert!(duration("soon").is_err());
+    }
+}

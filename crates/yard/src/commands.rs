@@ -1,0 +1,189 @@
+//! The client commands: `check`, `deploy`, `stacks`, `destroy`.
+//!
+//! Each is a client of the REST API, prints text for people or JSON with
+//! `--json`, and says what went wrong on stderr.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use yard_client::{ClientError, Outcome, YardClient};
+use yard_services::DataDir;
+
+use crate::cli::{ClientArgs, Command};
+
+pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(_) => bail!("`serve` is not a client command"),
+        Command::Check { name, client } => check(&name, &client).await,
+        Command::Deploy { name, client } => deploy(&name, &client).await,
+        Command::Stacks { client } => stacks(&client).await,
+        Command::Destroy { name, client } => destroy(&name, &client).await,
+    }
+}
+
+/// A client for the daemon the arguments point at. The token is the one
+/// given, else the admin token in the data directory.
+fn connect(args: &ClientArgs) -> anyhow::Result<YardClient> {
+    let token = match &args.token {
+        Some(token) => Some(token.clone()),
+        None => {
+            let dir = DataDir::at(args.data_dir.clone().unwrap_or_else(DataDir::default_path));
+            dir.read_admin_token()
+                .with_context(|| format!("cannot read {}", dir.admin_token_path().display()))?
+        }
+    };
+    Ok(YardClient::new(&args.url, token)?)
+}
+
+/// Adds a hint to errors whose fix is not obvious from the API's message.
+fn explain(e: ClientError) -> anyhow::Error {
+    match &e {
+        ClientError::Api { status: 401, .. } => anyhow::anyhow!(
+            "{e}\nhint: pass --token or set YARD_TOKEN, or point --data-dir (YARD_DATA_DIR) at the daemon's data directory"
+        ),
+        _ => anyhow::Error::new(e),
+    }
+}
+
+fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn check(name: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let verdict = connect(args)?.check_name(name).await.map_err(explain)?;
+    if args.json {
+        print_json(&verdict)?;
+    } else if verdict.available {
+        println!("{} is available", name.trim().to_lowercase());
+    } else {
+        println!(
+            "{name:?} cannot be used: {}",
+            verdict.error.as_deref().unwrap_or("unavailable")
+        );
+    }
+    Ok(if verdict.available {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn deploy(name: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(args)?;
+    let accepted = client.deploy(name).await.map_err(explain)?;
+    let progress = Progress::new(!args.json);
+    let outcome = client
+        .follow(&accepted.deployment_id, |event| {
+            progress.show(event.progress, &event.current_step);
+        })
+        .await;
+    progress.finish();
+    let outcome = outcome.map_err(explain)?;
+    if args.json {
+        print_json(
+            &client
+                .deployment(&accepted.deployment_id)
+                .await
+                .map_err(explain)?,
+        )?;
+    }
+    match outcome {
+        Outcome::Completed(url) => {
+            if !args.json {
+                println!("{url}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Failed(message) => {
+            eprintln!("error: deploying {} failed: {message}", accepted.name);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn stacks(args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let list = connect(args)?.stacks().await.map_err(explain)?;
+    if args.json {
+        print_json(&list)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.stacks.is_empty() {
+        println!("no stacks");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let width = list
+        .stacks
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!("{:width$}  {:20}  {:24}  URL", "NAME", "STATUS", "CREATED");
+    for stack in &list.stacks {
+        println!(
+            "{:width$}  {:20}  {:24}  {}",
+            stack.name,
+            stack.status.as_str(),
+            stack.created_at,
+            stack.url
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn destroy(name: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let removed = connect(args)?.destroy(name).await.map_err(explain)?;
+    if args.json {
+        print_json(&removed)?;
+    } else {
+        println!("removed {}", removed.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deployment progress on stderr: a bar on a terminal, one line per step
+/// otherwise (logs, CI), nothing with `--json`.
+struct Progress {
+    bar: Option<ProgressBar>,
+    lines: bool,
+    last_step: std::cell::RefCell<String>,
+}
+
+impl Progress {
+    fn new(visible: bool) -> Self {
+        let on_terminal = std::io::stderr().is_terminal();
+        let bar = (visible && on_terminal).then(|| {
+            let bar = ProgressBar::new(100);
+            if let Ok(style) = ProgressStyle::with_template("{bar:30.cyan/blue} {pos:>3}%  {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Self {
+            bar,
+            lines: visible && !on_terminal,
+            last_step: std::cell::RefCell::default(),
+        }
+    }
+
+    fn show(&self, percent: u8, step: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(u64::from(percent));
+            bar.set_message(step.to_owned());
+        }
+        if self.lines && *self.last_step.borrow() != step {
+            eprintln!("[{percent:>3}%] {step}");
+            step.clone_into(&mut self.last_step.borrow_mut());
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
