@@ -31,6 +31,30 @@ impl DockerSweep {
         }
     }
 
+    /// This test's label value.
+    pub fn id(&self) -> &str {
+        &self.value
+    }
+
+    /// Creates a network with the test label and `labels`: a stand-in for
+    /// something the yard did not make, or for what a crash left behind.
+    pub async fn create_network(&self, name: &str, labels: &[(&str, &str)]) {
+        let mut all = HashMap::from([(TEST_LABEL.to_owned(), self.value.clone())]);
+        all.extend(
+            labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        client()
+            .create_network(bollard::models::NetworkCreateRequest {
+                name: name.to_owned(),
+                labels: Some(all),
+                ..Default::default()
+            })
+            .await
+            .expect("creating a network");
+    }
+
     /// `agentyard.test=<id>`, as `YARD_LABELS` and `docker --filter` take it.
     pub fn label(&self) -> String {
         format!("{TEST_LABEL}={}", self.value)

@@ -17,3 +17,13 @@ pub use daemon::{Daemon, DaemonSetup};
 pub use docker::{DockerSweep, TEST_LABEL};
 pub use images::{CRASH_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images};
 pub use postgres::fresh_postgres_url;
+
+/// An HTTP client for tests: no proxy, short timeouts, ring for TLS.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,195 @@
+//! The docker backend against the real local engine. Every resource carries
+//! the test's label and is swept when the test ends, pass or fail.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use yard_core::StackName;
+use yard_engine::{DockerConfig, DockerEngine, Engine, EngineError, ResourceKind, StackSpec};
+use yard_testkit::{CRASH_IMAGE, DockerSweep, TEST_LABEL, WEB_IMAGE, ensure_stack_images};
+
+/// An engine with a fresh instance id whose resources carry the test label.
+fn engine_for(instance: &str, sweep: &DockerSweep) -> DockerEngine {
+    let mut config = DockerConfig::new(instance);
+    config
+        .extra_labels
+        .insert(TEST_LABEL.to_owned(), sweep.id().to_owned());
+    DockerEngine::connect(config).unwrap()
+}
+
+fn engine(sweep: &DockerSweep) -> DockerEngine {
+    engine_for(&format!("t{}", &sweep.id()[..9]), sweep)
+}
+
+fn spec(name: &str, image: &str) -> StackSpec {
+    StackSpec {
+        name: StackName::from_trusted(name),
+        image: image.to_owned(),
+        port: None,
+        env: vec![("YARD_STACK_NAME".into(), name.into())],
+    }
+}
+
+#[tokio::test]
+async fn steps_are_idempotent_and_removal_is_complete() {
+    ensure_stack_images().await;
+    let sweep = DockerSweep::new();
+    let engine = engine(&sweep);
+    let alice = spec("alice", WEB_IMAGE);
+
+    for _ in 0..2 {
+        engine.ensure_project(&alice).await.unwrap();
+        engine.ensure_application(&alice).await.unwrap();
+    }
+    let resources = sweep.resources().await;
+    assert_eq!(
+        resources.len(),
+        3,
+        "one container, one network, one volume: {resources:?}"
+    );
+    assert!(
+        engine.endpoint(&alice.name).await.unwrap().is_none(),
+        "not started yet"
+    );
+
+    let endpoint = engine
+        .deploy(&alice, Duration::from_secs(20))
+        .await
+        .unwrap();
+    // Deploying again finds the running container.
+    assert_eq!(
+        engine
+            .deploy(&alice, Duration::from_secs(20))
+            .await
+            .unwrap(),
+        endpoint
+    );
+    assert_eq!(
+        engine.endpoint(&alice.name).await.unwrap(),
+        Some(endpoint.clone())
+    );
+    let page = yard_testkit::http()
+        .get(format!("http://{endpoint}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.trim(), "stack alice");
+
+    let listed = engine.stack_resources().await.unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|r| r.stack == alice.name));
+
+    let removed = engine.remove_stack(&alice.name).await.unwrap();
+    let mut kinds: Vec<ResourceKind> = removed.iter().map(|r| r.kind).collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            ResourceKind::Container,
+            ResourceKind::Network,
+            ResourceKind::Volume
+        ]
+    );
+    assert!(sweep.resources().await.is_empty());
+    assert!(
+        engine.remove_stack(&alice.name).await.unwrap().is_empty(),
+        "removal repeats safely"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_image_is_named_in_the_error() {
+    let sweep = DockerSweep::new();
+    let engine = engine(&sweep);
+    let bob = spec("bob", "agentyard-test/does-not-exist:1");
+    engine.ensure_project(&bob).await.unwrap();
+    let err = engine.ensure_application(&bob).await.unwrap_err();
+    assert!(matches!(err, EngineError::ImageNotFound { .. }), "{err}");
+    assert!(err.to_string().contains("YARD_STACK_IMAGE"), "{err}");
+    engine.remove_stack(&bob.name).await.unwrap();
+    assert!(sweep.resources().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_stack_that_exits_fails_with_its_output() {
+    ensure_stack_images().await;
+    let sweep = DockerSweep::new();
+    let engine = engine(&sweep);
+    let carol = spec("carol", CRASH_IMAGE);
+    engine.ensure_project(&carol).await.unwrap();
+    engine.ensure_application(&carol).await.unwrap();
+    let err = engine
+        .deploy(&carol, Duration::from_secs(20))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, EngineError::NotReady(_)), "{message}");
+    assert!(
+        message.contains("code 3") && message.contains("stack refuses to start"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_stack_that_never_answers_times_out() {
+    ensure_stack_images().await;
+    let sweep = DockerSweep::new();
+    let engine = engine(&sweep);
+    let mut dave = spec("dave", WEB_IMAGE);
+    // Nothing listens on this port in the web image.
+    dave.port = Some(9);
+    engine.ensure_project(&dave).await.unwrap();
+    engine.ensure_application(&dave).await.unwrap();
+    let err = engine
+        .deploy(&dave, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("did not answer HTTP within 2s"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn instances_see_and_remove_only_their_own() {
+    let sweep = DockerSweep::new();
+    let engine = engine(&sweep);
+    let erin = spec("erin", WEB_IMAGE);
+    engine.ensure_project(&erin).await.unwrap();
+    let other = engine_for("someone-else", &sweep);
+    assert!(other.stack_resources().await.unwrap().is_empty());
+    assert!(other.remove_stack(&erin.name).await.unwrap().is_empty());
+    assert_eq!(sweep.resources().await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_resource_with_our_name_but_not_our_labels_is_not_adopted() {
+    let sweep = DockerSweep::new();
+    let instance = format!("t{}", &sweep.id()[..9]);
+    let engine = engine_for(&instance, &sweep);
+    let frank = spec("frank", WEB_IMAGE);
+    // Someone else's network, squatting the name the stack would get.
+    sweep
+        .create_network(&format!("agentyard-{instance}-frank"), &[])
+        .await;
+    let err = engine.ensure_project(&frank).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            EngineError::Foreign {
+                kind: ResourceKind::Network,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("does not belong to this yard"),
+        "{err}"
+    );
+    assert!(engine.stack_resources().await.unwrap().is_empty());
+}

@@ -1,0 +1,571 @@
+//! The REST API, SSE progress and host router, on a real port with a real
+//! store and the real Docker engine.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+use support::{Options, TestYard};
+use yard_testkit::{CRASH_IMAGE, SLOW_IMAGE};
+
+/// Asserts an error answer's status and code.
+async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> String {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (actual, body["code"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
+    let message = body["error"].as_str().unwrap().to_owned();
+    assert!(message.len() > 10, "an error says why: {body}");
+    message
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_4xx_and_leaves_nothing_behind() {
+    let yard = TestYard::start(Options::default()).await;
+    let long = "a".repeat(21);
+    for name in [
+        "ab",
+        "-abc",
+        "abc-",
+        "a_b",
+        "ABC DEF",
+        long.as_str(),
+        "api",
+        "ünïcode",
+        "",
+    ] {
+        let response = yard
+            .post_json("/api/deploy", &json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 400, "invalid_name").await;
+    }
+    let raw = |body: Vec<u8>| {
+        yard.http
+            .post(format!("{}/api/deploy", yard.base))
+            .bearer_auth(&yard.token)
+            .header("content-type", "application/json")
+            .body(body)
+    };
+    assert_error(raw(Vec::new()).send().await.unwrap(), 400, "invalid_json").await;
+    assert_error(
+        raw(b"[\"alice\"]".to_vec()).send().await.unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
+    assert_error(
+        raw(b"{\"name\": 5}".to_vec()).send().await.unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
+    assert_error(
+        raw(b"{".to_vec()).send().await.unwrap(),
+        400,
+        "invalid_json",
+    )
+    .await;
+    let mib = format!("{{\"name\": \"{}\"}}", "a".repeat(1024 * 1024)).into_bytes();
+    assert_error(raw(mib).send().await.unwrap(), 413, "payload_too_large").await;
+    let form = yard
+        .http
+        .post(format!("{}/api/deploy", yard.base))
+        .bearer_auth(&yard.token)
+        .body("name=alice");
+    assert_error(form.send().await.unwrap(), 415, "unsupported_media_type").await;
+
+    let no_token = yard
+        .http
+        .post(format!("{}/api/deploy", yard.base))
+        .json(&json!({"name": "alice"}));
+    let response = no_token.send().await.unwrap();
+    assert!(response.headers().contains_key("www-authenticate"));
+    assert_error(response, 401, "unauthorized").await;
+    for token in ["yard_0000", "not-even-a-token", ""] {
+        let response = yard
+            .http
+            .get(format!("{}/api/stacks", yard.base))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 401, "unauthorized").await;
+    }
+    let basic = yard
+        .http
+        .get(format!("{}/api/stacks", yard.base))
+        .basic_auth("admin", Some(&yard.token));
+    assert_error(basic.send().await.unwrap(), 401, "unauthorized").await;
+
+    assert_error(
+        yard.get("/api/status/no-such-id").send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        yard.get("/api/deployments/no-such-id")
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        yard.delete("/api/stacks/nobody").send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        yard.get("/api/deployments?limit=lots")
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "bad_request",
+    )
+    .await;
+    assert_error(
+        yard.get("/api/nothing-here").send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_error(
+        yard.get("/api/deploy").send().await.unwrap(),
+        405,
+        "method_not_allowed",
+    )
+    .await;
+
+    assert!(
+        yard.store.deployments(100).await.unwrap().is_empty(),
+        "no deployment recorded"
+    );
+    assert!(
+        yard.sweep.resources().await.is_empty(),
+        "no container, network or volume made"
+    );
+}
+
+#[tokio::test]
+async fn checking_a_name_explains_the_verdict() {
+    let yard = TestYard::start(Options::default()).await;
+    let check = |name: &str| {
+        let request = yard.get(&format!("/api/check/{}", urlencode(name)));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    assert_eq!(
+        check("Alice").await,
+        json!({"available": true, "valid": true})
+    );
+    let refused = check("a_b").await;
+    assert_eq!(
+        (refused["available"].as_bool(), refused["valid"].as_bool()),
+        (Some(false), Some(false))
+    );
+    assert!(
+        refused["error"].as_str().unwrap().contains("'_'"),
+        "{refused}"
+    );
+    assert!(
+        check("admin").await["error"]
+            .as_str()
+            .unwrap()
+            .contains("reserved")
+    );
+    assert!(
+        check(" ").await["error"]
+            .as_str()
+            .unwrap()
+            .contains("empty")
+    );
+
+    yard.deploy_and_wait("alice").await;
+    let taken = check("alice").await;
+    assert_eq!(
+        (taken["available"].as_bool(), taken["valid"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert!(taken["error"].as_str().unwrap().contains("taken"));
+}
+
+fn urlencode(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_deployment_streams_its_progress_and_the_stack_answers_at_its_address() {
+    let yard = TestYard::start(Options {
+        image: SLOW_IMAGE.to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let id = yard.deploy("alice").await;
+
+    // Many watchers at once, all from the start.
+    let watchers: Vec<_> = (0..20).map(|_| yard.events(&id)).collect();
+    let all = futures::future::join_all(watchers).await;
+    for events in &all {
+        let (last, last_data) = events.last().unwrap();
+        assert_eq!(last, "complete", "{events:?}");
+        assert_eq!(
+            last_data["url"],
+            format!("http://alice.localhost:{}", yard.port)
+        );
+        let progress: Vec<u64> = events
+            .iter()
+            .filter(|(name, _)| name == "progress")
+            .map(|(_, data)| data["progress"].as_u64().unwrap())
+            .collect();
+        assert!(
+            progress.windows(2).all(|w| w[0] < w[1]),
+            "progress only rises: {progress:?}"
+        );
+        assert_eq!(progress.last(), Some(&100));
+        assert_eq!(
+            events.iter().filter(|(name, _)| name != "progress").count(),
+            1
+        );
+        let statuses: BTreeSet<&str> = events
+            .iter()
+            .filter_map(|(_, d)| d["status"].as_str())
+            .collect();
+        assert!(
+            statuses.contains("deploying") && statuses.contains("completed"),
+            "{statuses:?}"
+        );
+    }
+
+    // A late watcher gets the current state, then the outcome.
+    let late = yard.events(&id).await;
+    assert_eq!(late.len(), 2, "{late:?}");
+    assert_eq!(late[0].1["status"], "completed");
+    assert_eq!(late[1].0, "complete");
+
+    let page = yard.stack("alice", "/").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.text().await.unwrap().trim(), "stack alice");
+
+    let stacks: Value = yard
+        .get("/api/stacks")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stacks["stacks"][0]["name"], "alice");
+    assert_eq!(stacks["stacks"][0]["status"], "completed");
+    let one: Value = yard
+        .get(&format!("/api/deployments/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (one["status"].as_str(), one["progress"].as_u64()),
+        (Some("completed"), Some(100))
+    );
+
+    let again = yard
+        .post_json("/api/deploy", &json!({"name": "ALICE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(again, 409, "name_taken").await;
+
+    let removed = yard.delete("/api/stacks/alice").send().await.unwrap();
+    assert_eq!(removed.status(), 200);
+    assert_eq!(removed.json::<Value>().await.unwrap()["status"], "removed");
+    assert!(yard.sweep.resources().await.is_empty());
+    assert_eq!(yard.stack("alice", "/").send().await.unwrap().status(), 404);
+    let stacks: Value = yard
+        .get("/api/stacks")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stacks["stacks"], json!([]));
+    let history: Value = yard
+        .get("/api/deployments")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["deployments"][0]["status"], "removed");
+}
+
+#[tokio::test]
+async fn a_stack_that_is_still_deploying_cannot_be_removed_or_reached() {
+    let yard = TestYard::start(Options {
+        image: SLOW_IMAGE.to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let id = yard.deploy("bob").await;
+    assert_error(
+        yard.delete("/api/stacks/bob").send().await.unwrap(),
+        409,
+        "deployment_in_progress",
+    )
+    .await;
+    assert_eq!(yard.stack("bob", "/").send().await.unwrap().status(), 503);
+    let active: Value = yard
+        .http
+        .get(format!("{}/health", yard.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(active["activeDeployments"], 1);
+    assert_eq!(yard.events(&id).await.last().unwrap().0, "complete");
+}
+
+#[tokio::test]
+async fn a_failed_deployment_rolls_back_and_frees_its_name() {
+    let yard = TestYard::start(Options {
+        image: CRASH_IMAGE.to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let (event, data) = yard.deploy_and_wait("carol").await;
+    assert_eq!(event, "error");
+    let message = data["message"].as_str().unwrap();
+    assert!(
+        message.contains("exited with code 3") && message.contains("stack refuses to start"),
+        "{message}"
+    );
+    assert!(yard.sweep.resources().await.is_empty(), "rolled back");
+
+    let history: Value = yard
+        .get("/api/deployments")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failed = &history["deployments"][0];
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["message"], message);
+    assert!(
+        failed["currentStep"]
+            .as_str()
+            .unwrap()
+            .starts_with("Failed while deploying")
+    );
+    let check: Value = yard
+        .get("/api/check/carol")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        check["available"], true,
+        "a failed deployment frees its name"
+    );
+    assert_error(
+        yard.delete("/api/stacks/carol").send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_image_fails_the_deployment_with_a_fix() {
+    let yard = TestYard::start(Options {
+        image: "agentyard-test/not-built:1".to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let (event, data) = yard.deploy_and_wait("dave").await;
+    assert_eq!(event, "error");
+    assert!(
+        data["message"]
+            .as_str()
+            .unwrap()
+            .contains("YARD_STACK_IMAGE"),
+        "{data}"
+    );
+    assert!(yard.sweep.resources().await.is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_requests_for_one_name_have_one_winner() {
+    let yard = TestYard::start(Options::default()).await;
+    let requests = (0..8).map(|_| {
+        yard.post_json("/api/deploy", &json!({"name": "erin"}))
+            .send()
+    });
+    let statuses: Vec<u16> = futures::future::join_all(requests)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 409).count(),
+        7,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn health_needs_no_token() {
+    let yard = TestYard::start(Options::default()).await;
+    let health: Value = yard
+        .http
+        .get(format!("{}/health", yard.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "healthy");
+    assert_eq!(health["service"], "agentyard");
+    assert_eq!(health["activeDeployments"], 0);
+    assert!(health["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert!(health["version"].is_string());
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route() {
+    let yard = TestYard::start(Options::default()).await;
+    assert_eq!(
+        yard.http
+            .get(format!("{}/api/openapi.json", yard.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let doc: Value = yard
+        .get("/api/openapi.json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/health", "get"),
+        ("/api/check/{name}", "get"),
+        ("/api/deploy", "post"),
+        ("/api/status/{deploymentId}", "get"),
+        ("/api/deployments", "get"),
+        ("/api/deployments/{deploymentId}", "get"),
+        ("/api/stacks", "get"),
+        ("/api/stacks/{name}", "delete"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    assert!(doc["paths"]["/health"]["get"].get("security").is_none());
+    assert_eq!(
+        doc["paths"]["/api/deploy"]["post"]["security"],
+        json!([{"bearer": []}])
+    );
+    assert!(
+        doc["components"]["schemas"]["DeploymentStatus"]["enum"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 8
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
+
+#[tokio::test]
+async fn the_same_flow_runs_on_postgres() {
+    let yard = TestYard::start(Options {
+        database_url: Some(yard_testkit::fresh_postgres_url().await),
+        ..Options::default()
+    })
+    .await;
+    let (event, _) = yard.deploy_and_wait("frank").await;
+    assert_eq!(event, "complete");
+    assert_eq!(
+        yard.stack("frank", "/")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .trim(),
+        "stack frank"
+    );
+    assert_eq!(
+        yard.delete("/api/stacks/frank")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert!(yard.sweep.resources().await.is_empty());
+}
+
+#[tokio::test]
+async fn unknown_stack_addresses_get_a_page_not_an_error() {
+    let yard = TestYard::start(Options::default()).await;
+    let response = yard.stack("ghost", "/").send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("There is no stack named")
+    );
+    // A stack's address never reaches the yard's own API.
+    let response = yard.stack("ghost", "/api/stacks").send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let html = yard
+        .stack("<script>", "/")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await;
+    assert!(html.map(|h| !h.contains("<script>")).unwrap_or(true));
+}

@@ -1,0 +1,313 @@
+//! The `yard` binary end to end: the daemon as a real process, the CLI as a
+//! real client, signals as real signals.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use yard_testkit::{Daemon, DaemonSetup, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images};
+
+const YARD: &str = env!("CARGO_BIN_EXE_yard");
+
+async fn daemon(image: &str) -> Daemon {
+    ensure_stack_images().await;
+    Daemon::start(
+        YARD.as_ref(),
+        DaemonSetup {
+            stack_image: Some(image.to_owned()),
+            ..DaemonSetup::default()
+        },
+    )
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).trim().to_owned()
+}
+
+async fn api_get(daemon: &Daemon, path: &str) -> Value {
+    yard_testkit::http()
+        .get(format!("{}{path}", daemon.url()))
+        .bearer_auth(daemon.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn deploy_prints_the_url_and_the_stack_answers_there() {
+    let daemon = daemon(WEB_IMAGE).await;
+    assert_eq!(daemon.cli(&["check", "alice"]).status.code(), Some(0));
+
+    let deployed = daemon.cli(&["deploy", "alice"]);
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    let url = stdout(&deployed);
+    assert_eq!(url, format!("http://alice.localhost:{}", daemon.port()));
+    assert!(
+        stderr(&deployed).contains("[100%] Completed"),
+        "{}",
+        stderr(&deployed)
+    );
+
+    // The stack's address, resolved to the daemon as a browser would.
+    let page = reqwest_for_localhost_subdomains()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.trim(), "stack alice");
+
+    let listed = daemon.cli(&["stacks"]);
+    assert!(stdout(&listed).contains("alice") && stdout(&listed).contains("completed"));
+    let json: Value = serde_json::from_str(&stdout(&daemon.cli(&["stacks", "--json"]))).unwrap();
+    assert_eq!(json["stacks"][0]["url"], url.as_str());
+
+    let taken = daemon.cli(&["check", "alice"]);
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(stdout(&taken).contains("taken"));
+    let again = daemon.cli(&["deploy", "alice"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already taken"),
+        "{}",
+        stderr(&again)
+    );
+
+    let destroyed = daemon.cli(&["destroy", "alice", "--json"]);
+    assert!(destroyed.status.success(), "{}", stderr(&destroyed));
+    let json: Value = serde_json::from_str(&stdout(&destroyed)).unwrap();
+    assert_eq!(json["status"], "removed");
+    let gone = daemon.cli(&["destroy", "alice"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(
+        stderr(&gone).contains("no stack named"),
+        "{}",
+        stderr(&gone)
+    );
+    assert!(daemon.sweep().resources().await.is_empty());
+}
+
+/// A client that resolves `*.localhost` to loopback, as browsers do.
+fn reqwest_for_localhost_subdomains() -> reqwest::Client {
+    struct Loopback;
+    impl reqwest::dns::Resolve for Loopback {
+        fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(std::net::SocketAddr::from(
+                ([127, 0, 0, 1], 0),
+            )));
+            Box::pin(async move { Ok(addrs) })
+        }
+    }
+    let _ = yard_testkit::http();
+    reqwest::Client::builder()
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(Loopback))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn json_output_and_exit_codes_suit_scripts() {
+    let daemon = daemon(WEB_IMAGE).await;
+    let check = daemon.cli(&["check", "a_b", "--json"]);
+    assert_eq!(check.status.code(), Some(1));
+    let verdict: Value = serde_json::from_str(&stdout(&check)).unwrap();
+    assert_eq!(verdict["valid"], false);
+
+    let deployed = daemon.cli(&["deploy", "bob", "--json"]);
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    let deployment: Value = serde_json::from_str(&stdout(&deployed)).unwrap();
+    assert_eq!(deployment["status"], "completed");
+    assert_eq!(stderr(&deployed), "", "--json prints no progress");
+
+    let usage = daemon.cli(&["deploy"]);
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "a missing argument is a usage error"
+    );
+    assert_eq!(daemon.cli(&["launch", "bob"]).status.code(), Some(2));
+    assert_eq!(
+        daemon.cli(&["serve", "--listen", "nowhere"]).status.code(),
+        Some(2)
+    );
+
+    let bad = daemon.cli(&["deploy", "api"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("reserved"), "{}", stderr(&bad));
+
+    let wrong_token = daemon.cli(&["stacks", "--token", "yard_wrong"]);
+    assert_eq!(wrong_token.status.code(), Some(1));
+    assert!(
+        stderr(&wrong_token).contains("hint"),
+        "{}",
+        stderr(&wrong_token)
+    );
+
+    let nobody = daemon.cli(&["stacks", "--url", "http://127.0.0.1:9"]);
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(
+        stderr(&nobody).contains("cannot reach the yard"),
+        "{}",
+        stderr(&nobody)
+    );
+}
+
+/// Polls the API until the deployment reaches a final or completed state.
+async fn wait_for_outcome(daemon: &Daemon, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let deployment = api_get(daemon, &format!("/api/deployments/{id}")).await;
+        if matches!(deployment["status"].as_str(), Some("completed" | "failed")) {
+            return deployment;
+        }
+        assert!(Instant::now() < deadline, "no outcome: {deployment}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_daemon_killed_mid_deployment_converges_after_restart() {
+    let mut daemon = daemon(SLOW_IMAGE).await;
+    let http = yard_testkit::http();
+    for (round, delay_ms) in [0_u64, 40, 300, 2000].into_iter().enumerate() {
+        let name = format!("crash{round}");
+        let accepted: Value = http
+            .post(format!("{}/api/deploy", daemon.url()))
+            .bearer_auth(daemon.token())
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = accepted["deploymentId"].as_str().unwrap().to_owned();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        daemon.kill();
+        daemon.restart();
+
+        let outcome = wait_for_outcome(&daemon, &id).await;
+        let mine: Vec<String> = daemon
+            .sweep()
+            .resources()
+            .await
+            .into_iter()
+            .filter(|r| r.ends_with(&name) || r.ends_with(&format!("{name}-data")))
+            .collect();
+        match outcome["status"].as_str() {
+            Some("completed") => {
+                assert_eq!(
+                    mine.len(),
+                    3,
+                    "round {round}: a completed stack owns exactly its three resources: {mine:?}"
+                );
+                let page = http
+                    .get(daemon.url())
+                    .header("host", format!("{name}.localhost:{}", daemon.port()))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(page.status(), 200, "round {round}");
+            }
+            _ => assert!(
+                mine.is_empty(),
+                "round {round}: a failed deployment leaves nothing: {mine:?}"
+            ),
+        }
+    }
+    assert!(
+        daemon.log().contains("resuming"),
+        "at least one kill landed mid-deployment"
+    );
+    // Everything left belongs to a completed stack; removing those leaves nothing.
+    let stacks = api_get(&daemon, "/api/stacks").await;
+    for stack in stacks["stacks"].as_array().unwrap() {
+        let name = stack["name"].as_str().unwrap();
+        assert!(daemon.cli(&["destroy", name]).status.success());
+    }
+    assert!(daemon.sweep().resources().await.is_empty());
+}
+
+#[tokio::test]
+async fn orphans_are_removed_at_start() {
+    let mut daemon = daemon(WEB_IMAGE).await;
+    assert!(daemon.cli(&["deploy", "kept"]).status.success());
+    daemon.kill();
+    let instance = std::fs::read_to_string(daemon.data_dir().join("instance-id")).unwrap();
+    let instance = instance.trim();
+    // What a crash between creating a network and recording it would leave.
+    daemon
+        .sweep()
+        .create_network(
+            &format!("agentyard-{instance}-ghost"),
+            &[
+                ("agentyard.managed", "true"),
+                ("agentyard.instance", instance),
+                ("agentyard.stack", "ghost"),
+            ],
+        )
+        .await;
+    assert_eq!(daemon.sweep().resources().await.len(), 4);
+    daemon.restart();
+    let left = daemon.sweep().resources().await;
+    assert_eq!(
+        left.len(),
+        3,
+        "the orphan is gone, the live stack stays: {left:?}"
+    );
+    assert!(left.iter().all(|r| r.contains("-kept")), "{left:?}");
+    assert!(daemon.log().contains("removed orphaned resource"));
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_daemon_promptly_even_with_watchers() {
+    let mut daemon = daemon(SLOW_IMAGE).await;
+    let http = yard_testkit::http();
+    let accepted: Value = http
+        .post(format!("{}/api/deploy", daemon.url()))
+        .bearer_auth(daemon.token())
+        .json(&serde_json::json!({ "name": "patient" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = accepted["deploymentId"].as_str().unwrap().to_owned();
+    // An open progress stream must not hold the daemon up.
+    let watcher = http
+        .get(format!("{}/api/status/{id}", daemon.url()))
+        .bearer_auth(daemon.token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(watcher.status(), 200);
+
+    let started = Instant::now();
+    let status = daemon.terminate(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(!daemon.data_dir().join("listen-addr").exists());
+    drop(watcher);
+
+    // Whatever the signal interrupted is finished after a restart.
+    daemon.restart();
+    let outcome = wait_for_outcome(&daemon, &id).await;
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+}
