@@ -11,8 +11,13 @@ use serde_json::{Value, json};
 use support::{Options, TestYard};
 use yard_testkit::{CRASH_IMAGE, SLOW_IMAGE};
 
-/// Asserts an error answer's status and code.
-async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> String {
+/// Sends `request` and asserts the error answer's status and code.
+async fn assert_error(request: reqwest::RequestBuilder, status: u16, code: &str) -> String {
+    assert_error_response(request.send().await.unwrap(), status, code).await
+}
+
+/// Asserts an error answer's status and code; returns its message.
+async fn assert_error_response(response: reqwest::Response, status: u16, code: &str) -> String {
     let actual = response.status().as_u16();
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -40,12 +45,12 @@ async fn bad_input_gets_a_clear_4xx_and_leaves_nothing_behind() {
         "ünïcode",
         "",
     ] {
-        let response = yard
-            .post_json("/api/deploy", &json!({ "name": name }))
-            .send()
-            .await
-            .unwrap();
-        assert_error(response, 400, "invalid_name").await;
+        assert_error(
+            yard.post_json("/api/deploy", &json!({ "name": name })),
+            400,
+            "invalid_name",
+        )
+        .await;
     }
     let raw = |body: Vec<u8>| {
         yard.http
@@ -54,33 +59,18 @@ async fn bad_input_gets_a_clear_4xx_and_leaves_nothing_behind() {
             .header("content-type", "application/json")
             .body(body)
     };
-    assert_error(raw(Vec::new()).send().await.unwrap(), 400, "invalid_json").await;
-    assert_error(
-        raw(b"[\"alice\"]".to_vec()).send().await.unwrap(),
-        400,
-        "invalid_json",
-    )
-    .await;
-    assert_error(
-        raw(b"{\"name\": 5}".to_vec()).send().await.unwrap(),
-        400,
-        "invalid_json",
-    )
-    .await;
-    assert_error(
-        raw(b"{".to_vec()).send().await.unwrap(),
-        400,
-        "invalid_json",
-    )
-    .await;
+    assert_error(raw(Vec::new()), 400, "invalid_json").await;
+    assert_error(raw(b"[\"alice\"]".to_vec()), 400, "invalid_json").await;
+    assert_error(raw(b"{\"name\": 5}".to_vec()), 400, "invalid_json").await;
+    assert_error(raw(b"{".to_vec()), 400, "invalid_json").await;
     let mib = format!("{{\"name\": \"{}\"}}", "a".repeat(1024 * 1024)).into_bytes();
-    assert_error(raw(mib).send().await.unwrap(), 413, "payload_too_large").await;
+    assert_error(raw(mib), 413, "payload_too_large").await;
     let form = yard
         .http
         .post(format!("{}/api/deploy", yard.base))
         .bearer_auth(&yard.token)
         .body("name=alice");
-    assert_error(form.send().await.unwrap(), 415, "unsupported_media_type").await;
+    assert_error(form, 415, "unsupported_media_type").await;
 
     let no_token = yard
         .http
@@ -88,7 +78,7 @@ async fn bad_input_gets_a_clear_4xx_and_leaves_nothing_behind() {
         .json(&json!({"name": "alice"}));
     let response = no_token.send().await.unwrap();
     assert!(response.headers().contains_key("www-authenticate"));
-    assert_error(response, 401, "unauthorized").await;
+    assert_error_response(response, 401, "unauthorized").await;
     for token in ["yard_0000", "not-even-a-token", ""] {
         let response = yard
             .http
@@ -97,56 +87,20 @@ async fn bad_input_gets_a_clear_4xx_and_leaves_nothing_behind() {
             .send()
             .await
             .unwrap();
-        assert_error(response, 401, "unauthorized").await;
+        assert_error_response(response, 401, "unauthorized").await;
     }
     let basic = yard
         .http
         .get(format!("{}/api/stacks", yard.base))
         .basic_auth("admin", Some(&yard.token));
-    assert_error(basic.send().await.unwrap(), 401, "unauthorized").await;
+    assert_error(basic, 401, "unauthorized").await;
 
-    assert_error(
-        yard.get("/api/status/no-such-id").send().await.unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    assert_error(
-        yard.get("/api/deployments/no-such-id")
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    assert_error(
-        yard.delete("/api/stacks/nobody").send().await.unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    assert_error(
-        yard.get("/api/deployments?limit=lots")
-            .send()
-            .await
-            .unwrap(),
-        400,
-        "bad_request",
-    )
-    .await;
-    assert_error(
-        yard.get("/api/nothing-here").send().await.unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
-    assert_error(
-        yard.get("/api/deploy").send().await.unwrap(),
-        405,
-        "method_not_allowed",
-    )
-    .await;
+    assert_error(yard.get("/api/status/no-such-id"), 404, "not_found").await;
+    assert_error(yard.get("/api/deployments/no-such-id"), 404, "not_found").await;
+    assert_error(yard.delete("/api/stacks/nobody"), 404, "not_found").await;
+    assert_error(yard.get("/api/deployments?limit=lots"), 400, "bad_request").await;
+    assert_error(yard.get("/api/nothing-here"), 404, "not_found").await;
+    assert_error(yard.get("/api/deploy"), 405, "method_not_allowed").await;
 
     assert!(
         yard.store.deployments(100).await.unwrap().is_empty(),
@@ -161,9 +115,10 @@ async fn bad_input_gets_a_clear_4xx_and_leaves_nothing_behind() {
 #[tokio::test]
 async fn checking_a_name_explains_the_verdict() {
     let yard = TestYard::start(Options::default()).await;
+    let yard = &yard;
     let check = |name: &str| {
-        let request = yard.get(&format!("/api/check/{}", urlencode(name)));
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+        let path = format!("/api/check/{}", urlencode(name));
+        async move { yard.get_json(&path).await }
     };
     assert_eq!(
         check("Alice").await,
@@ -262,34 +217,16 @@ async fn a_deployment_streams_its_progress_and_the_stack_answers_at_its_address(
     assert_eq!(page.status(), 200);
     assert_eq!(page.text().await.unwrap().trim(), "stack alice");
 
-    let stacks: Value = yard
-        .get("/api/stacks")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stacks: Value = yard.get_json("/api/stacks").await;
     assert_eq!(stacks["stacks"][0]["name"], "alice");
     assert_eq!(stacks["stacks"][0]["status"], "completed");
-    let one: Value = yard
-        .get(&format!("/api/deployments/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = yard.get_json(&format!("/api/deployments/{id}")).await;
     assert_eq!(
         (one["status"].as_str(), one["progress"].as_u64()),
         (Some("completed"), Some(100))
     );
 
-    let again = yard
-        .post_json("/api/deploy", &json!({"name": "ALICE"}))
-        .send()
-        .await
-        .unwrap();
+    let again = yard.post_json("/api/deploy", &json!({"name": "ALICE"}));
     assert_error(again, 409, "name_taken").await;
 
     let removed = yard.delete("/api/stacks/alice").send().await.unwrap();
@@ -297,23 +234,9 @@ async fn a_deployment_streams_its_progress_and_the_stack_answers_at_its_address(
     assert_eq!(removed.json::<Value>().await.unwrap()["status"], "removed");
     assert!(yard.sweep.resources().await.is_empty());
     assert_eq!(yard.stack("alice", "/").send().await.unwrap().status(), 404);
-    let stacks: Value = yard
-        .get("/api/stacks")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stacks: Value = yard.get_json("/api/stacks").await;
     assert_eq!(stacks["stacks"], json!([]));
-    let history: Value = yard
-        .get("/api/deployments")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history: Value = yard.get_json("/api/deployments").await;
     assert_eq!(history["deployments"][0]["status"], "removed");
 }
 
@@ -326,21 +249,13 @@ async fn a_stack_that_is_still_deploying_cannot_be_removed_or_reached() {
     .await;
     let id = yard.deploy("bob").await;
     assert_error(
-        yard.delete("/api/stacks/bob").send().await.unwrap(),
+        yard.delete("/api/stacks/bob"),
         409,
         "deployment_in_progress",
     )
     .await;
     assert_eq!(yard.stack("bob", "/").send().await.unwrap().status(), 503);
-    let active: Value = yard
-        .http
-        .get(format!("{}/health", yard.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let active: Value = yard.health().await;
     assert_eq!(active["activeDeployments"], 1);
     assert_eq!(yard.events(&id).await.last().unwrap().0, "complete");
 }
@@ -361,14 +276,7 @@ async fn a_failed_deployment_rolls_back_and_frees_its_name() {
     );
     assert!(yard.sweep.resources().await.is_empty(), "rolled back");
 
-    let history: Value = yard
-        .get("/api/deployments")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let history: Value = yard.get_json("/api/deployments").await;
     let failed = &history["deployments"][0];
     assert_eq!(failed["status"], "failed");
     assert_eq!(failed["message"], message);
@@ -378,24 +286,12 @@ async fn a_failed_deployment_rolls_back_and_frees_its_name() {
             .unwrap()
             .starts_with("Failed while deploying")
     );
-    let check: Value = yard
-        .get("/api/check/carol")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let check: Value = yard.get_json("/api/check/carol").await;
     assert_eq!(
         check["available"], true,
         "a failed deployment frees its name"
     );
-    assert_error(
-        yard.delete("/api/stacks/carol").send().await.unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
+    assert_error(yard.delete("/api/stacks/carol"), 404, "not_found").await;
 }
 
 #[tokio::test]
@@ -444,15 +340,7 @@ async fn concurrent_requests_for_one_name_have_one_winner() {
 #[tokio::test]
 async fn health_needs_no_token() {
     let yard = TestYard::start(Options::default()).await;
-    let health: Value = yard
-        .http
-        .get(format!("{}/health", yard.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = yard.health().await;
     assert_eq!(health["status"], "healthy");
     assert_eq!(health["service"], "agentyard");
     assert_eq!(health["activeDeployments"], 0);
@@ -472,14 +360,7 @@ async fn the_openapi_document_covers_every_route() {
             .status(),
         401
     );
-    let doc: Value = yard
-        .get("/api/openapi.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = yard.get_json("/api/openapi.json").await;
     let paths = doc["paths"].as_object().unwrap();
     for (path, method) in [
         ("/health", "get"),

@@ -164,6 +164,21 @@ async fn json_output_and_exit_codes_suit_scripts() {
     );
 }
 
+/// Starts a deployment through the API; returns its id.
+async fn api_deploy(daemon: &Daemon, name: &str) -> String {
+    let accepted: Value = yard_testkit::http()
+        .post(format!("{}/api/deploy", daemon.url()))
+        .bearer_auth(daemon.token())
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    accepted["deploymentId"].as_str().unwrap().to_owned()
+}
+
 /// Polls the API until the deployment reaches a final or completed state.
 async fn wait_for_outcome(daemon: &Daemon, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -183,17 +198,7 @@ async fn a_daemon_killed_mid_deployment_converges_after_restart() {
     let http = yard_testkit::http();
     for (round, delay_ms) in [0_u64, 40, 300, 2000].into_iter().enumerate() {
         let name = format!("crash{round}");
-        let accepted: Value = http
-            .post(format!("{}/api/deploy", daemon.url()))
-            .bearer_auth(daemon.token())
-            .json(&serde_json::json!({ "name": name }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = accepted["deploymentId"].as_str().unwrap().to_owned();
+        let id = api_deploy(&daemon, &name).await;
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         daemon.kill();
         daemon.restart();
@@ -275,17 +280,7 @@ async fn orphans_are_removed_at_start() {
 async fn sigterm_stops_the_daemon_promptly_even_with_watchers() {
     let mut daemon = daemon(SLOW_IMAGE).await;
     let http = yard_testkit::http();
-    let accepted: Value = http
-        .post(format!("{}/api/deploy", daemon.url()))
-        .bearer_auth(daemon.token())
-        .json(&serde_json::json!({ "name": "patient" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = accepted["deploymentId"].as_str().unwrap().to_owned();
+    let id = api_deploy(&daemon, "patient").await;
     // An open progress stream must not hold the daemon up.
     let watcher = http
         .get(format!("{}/api/status/{id}", daemon.url()))

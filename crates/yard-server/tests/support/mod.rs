@@ -109,6 +109,24 @@ impl TestYard {
             .bearer_auth(&self.token)
     }
 
+    /// `GET path` with the token, as JSON.
+    pub(crate) async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).send().await.unwrap().json().await.unwrap()
+    }
+
+    /// `GET /health`, without a token.
+    pub(crate) async fn health(&self) -> serde_json::Value {
+        let url = format!("{}/health", self.base);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub(crate) fn delete(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
             .delete(format!("{}{path}", self.base))
