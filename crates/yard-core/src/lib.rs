@@ -7,9 +7,15 @@
 //! live in `yard-api`.
 
 pub mod address;
+pub mod agent;
 pub mod deployment;
+pub mod hook;
 pub mod name;
+pub mod policy;
 
 pub use address::StackAddressing;
+pub use agent::{Agent, AgentId, AgentStatus};
 pub use deployment::{Deployment, DeploymentId, DeploymentStatus, Timestamp, TransitionError};
+pub use hook::HookEvent;
 pub use name::{NameError, NamePolicy, StackName};
+pub use policy::{Decision, HookFacts, Policy, PolicyError, Verdict};

@@ -7,6 +7,7 @@
 //!
 //! Every query is parameterised (`$1`, `$2`, ...), which both backends accept.
 
+mod agents;
 mod deployments;
 mod tokens;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
+pub use agents::{AgentTransition, AuditEntry};
 pub use tokens::{TokenRecord, TokenRole};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -170,3 +170,163 @@ async fn a_bad_url_is_a_clear_error_without_the_password() {
     assert!(err.contains("cannot open the store"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+fn agent(id: &str, status: yard_core::AgentStatus) -> yard_core::Agent {
+    yard_core::Agent {
+        id: yard_core::AgentId::from_trusted(id),
+        instance: "inst".into(),
+        repo: "/src/repo".into(),
+        base_ref: "HEAD".into(),
+        base_commit: "abc123".into(),
+        task: "fix it".into(),
+        image: "agent:1".into(),
+        status,
+        exit_code: None,
+        message: None,
+        checkout: format!("/data/checkouts/{id}"),
+        head_commit: None,
+        created_at: Timestamp(1),
+        updated_at: Timestamp(1),
+    }
+}
+
+#[tokio::test]
+async fn agents_move_only_from_the_statuses_given() {
+    use yard_core::AgentStatus::*;
+    use yard_store::AgentTransition;
+    on_each_backend(|store| async move {
+        let a = agent("aaaa0001", Starting);
+        store.insert_agent(&a, "hash-a").await.unwrap();
+        store
+            .insert_agent(&agent("aaaa0002", Running), "hash-b")
+            .await
+            .unwrap();
+        assert_eq!(store.agent(&a.id).await.unwrap(), Some(a.clone()));
+        assert_eq!(
+            store
+                .agent_by_token_hash("hash-a")
+                .await
+                .unwrap()
+                .map(|x| x.id),
+            Some(a.id.clone())
+        );
+        assert_eq!(store.agent_by_token_hash("nope").await.unwrap(), None);
+
+        let to_running = AgentTransition {
+            from: &[Starting],
+            to: Running,
+            exit_code: None,
+            message: None,
+            now: Timestamp(2),
+        };
+        assert!(
+            store
+                .transition_agent(&a.id, to_running.clone())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store.transition_agent(&a.id, to_running).await.unwrap(),
+            "already running"
+        );
+        let exited = AgentTransition {
+            from: &[Starting, Running],
+            to: Exited,
+            exit_code: Some(0),
+            message: None,
+            now: Timestamp(3),
+        };
+        assert!(store.transition_agent(&a.id, exited).await.unwrap());
+        let late_stop = AgentTransition {
+            from: &[Starting, Running],
+            to: Stopped,
+            exit_code: None,
+            message: Some("stopped".into()),
+            now: Timestamp(4),
+        };
+        assert!(
+            !store.transition_agent(&a.id, late_stop).await.unwrap(),
+            "exactly one outcome"
+        );
+        let stored = store.agent(&a.id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.status, stored.exit_code, stored.message),
+            (Exited, Some(0), None)
+        );
+
+        store
+            .set_agent_head(&a.id, "def456", Timestamp(5))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .agent(&a.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .head_commit
+                .as_deref(),
+            Some("def456")
+        );
+        let live = store
+            .agents_with_status("inst", &[Starting, Running])
+            .await
+            .unwrap();
+        assert_eq!(
+            live.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+            ["aaaa0002"]
+        );
+        assert!(
+            store
+                .agents_with_status("other", &[Running])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.agents(10).await.unwrap().len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn hook_calls_are_audited_per_agent() {
+    use yard_store::AuditEntry;
+    on_each_backend(|store| async move {
+        let a = agent("bbbb0001", yard_core::AgentStatus::Running);
+        store.insert_agent(&a, "hash-c").await.unwrap();
+        for (i, decision) in [yard_core::Decision::Allow, yard_core::Decision::Deny]
+            .into_iter()
+            .enumerate()
+        {
+            store
+                .insert_audit(&AuditEntry {
+                    id: format!("e{i}"),
+                    agent_id: a.id.clone(),
+                    event: "PreToolUse".into(),
+                    tool: Some("Bash".into()),
+                    subject: Some("rm -rf /".into()),
+                    decision,
+                    asked: i == 1,
+                    rule: "no-rm".into(),
+                    reason: "no".into(),
+                    created_at: Timestamp(i as i64),
+                })
+                .await
+                .unwrap();
+        }
+        let entries = store.audit(&a.id).await.unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            (entries[1].decision, entries[1].asked),
+            (yard_core::Decision::Deny, true)
+        );
+        assert!(
+            store
+                .audit(&yard_core::AgentId::from_trusted("none0000"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}
