@@ -5,11 +5,19 @@
 //! so a field renamed here is renamed everywhere at once. Field names are
 //! camelCase on the wire; the OpenAPI document is derived from these types.
 
+mod agents;
+mod hooks;
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use yard_core::{Deployment, Timestamp};
 
-pub use yard_core::DeploymentStatus;
+pub use agents::{
+    AgentDiffView, AgentList, AgentView, AuditList, AuditView, CommitView, MergeView, PolicyView,
+    PruneResult, SpawnRequest, SpawnResult,
+};
+pub use hooks::{HookInput, hook_output};
+pub use yard_core::{AgentStatus, Decision, DeploymentStatus, HookEvent};
 
 /// The value of `service` in `/health`, so probes can tell what answered.
 pub const SERVICE_NAME: &str = "agentyard";
@@ -200,6 +208,17 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     DeploymentInProgress,
+    /// A request body that parses but asks for something impossible.
+    InvalidRequest,
+    /// The agent is not running.
+    AgentNotRunning,
+    /// A merge would conflict; nothing was changed.
+    MergeConflict,
+    /// The source repository is not in a state to merge into.
+    RepositoryNotReady,
+    /// What was asked for existed once and is gone.
+    Gone,
+    UnknownEvent,
     Unavailable,
     Internal,
     /// A code this client does not know yet.

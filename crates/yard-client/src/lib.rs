@@ -6,15 +6,23 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use eventsource_stream::Eventsource;
+use futures::Stream;
 use futures::StreamExt;
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use yard_api::{
-    ApiError, CompleteEvent, DeployAccepted, DeployRequest, DeploymentList, DeploymentView,
-    ErrorEvent, Health, NameCheck, ProgressEvent, StackList, StackView, events,
+    AgentDiffView, AgentList, AgentView, ApiError, AuditList, CompleteEvent, DeployAccepted,
+    DeployRequest, DeploymentList, DeploymentView, ErrorEvent, Health, MergeView, NameCheck,
+    PolicyView, ProgressEvent, PruneResult, SpawnRequest, SpawnResult, StackList, StackView,
+    events,
 };
+
+/// A WebSocket to an agent's terminal.
+pub type AgentSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// How a client call failed.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +94,11 @@ impl YardClient {
     }
 
     fn request(&self, method: Method, segments: &[&str]) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, self.url(segments));
+        self.request_to(method, self.url(segments))
+    }
+
+    fn request_to(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, url);
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -98,25 +110,10 @@ impl YardClient {
         request: reqwest::RequestBuilder,
     ) -> Result<T, ClientError> {
         let response = request.send().await.map_err(|e| self.unreachable(&e))?;
+        let response = self.check(response).await?;
         let status = response.status();
         let body = response.bytes().await.map_err(|e| self.unreachable(&e))?;
-        if status.is_success() {
-            return serde_json::from_slice(&body)
-                .map_err(|e| ClientError::Protocol(format!("{status}: {e}")));
-        }
-        Err(match serde_json::from_slice::<ApiError>(&body) {
-            Ok(error) => ClientError::Api {
-                status: status.as_u16(),
-                error,
-            },
-            Err(_) => ClientError::Protocol(format!(
-                "{status}: {}",
-                String::from_utf8_lossy(&body)
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-            )),
-        })
+        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(format!("{status}: {e}")))
     }
 
     fn unreachable(&self, e: &reqwest::Error) -> ClientError {
@@ -197,6 +194,139 @@ impl YardClient {
             .await
     }
 
+    /// `POST /api/agents`.
+    pub async fn spawn(&self, request: &SpawnRequest) -> Result<SpawnResult, ClientError> {
+        self.post(&["api", "agents"], request).await
+    }
+
+    /// `GET /api/agents`.
+    pub async fn agents(&self) -> Result<AgentList, ClientError> {
+        self.get(&["api", "agents"]).await
+    }
+
+    /// `GET /api/agents/{id}`.
+    pub async fn agent(&self, id: &str) -> Result<AgentView, ClientError> {
+        self.get(&["api", "agents", id]).await
+    }
+
+    /// `POST /api/agents/{id}/stop`.
+    pub async fn stop_agent(&self, id: &str) -> Result<AgentView, ClientError> {
+        self.send(self.request(Method::POST, &["api", "agents", id, "stop"]))
+            .await
+    }
+
+    /// `GET /api/agents/{id}/diff`.
+    pub async fn diff(&self, id: &str) -> Result<AgentDiffView, ClientError> {
+        self.get(&["api", "agents", id, "diff"]).await
+    }
+
+    /// `POST /api/agents/{id}/merge`.
+    pub async fn merge(&self, id: &str) -> Result<MergeView, ClientError> {
+        self.send(self.request(Method::POST, &["api", "agents", id, "merge"]))
+            .await
+    }
+
+    /// `GET /api/agents/{id}/audit`.
+    pub async fn audit(&self, id: &str) -> Result<AuditList, ClientError> {
+        self.get(&["api", "agents", id, "audit"]).await
+    }
+
+    /// `POST /api/agents/prune`.
+    pub async fn prune(&self) -> Result<PruneResult, ClientError> {
+        self.send(self.request(Method::POST, &["api", "agents", "prune"]))
+            .await
+    }
+
+    /// `GET /api/policy`.
+    pub async fn policy(&self) -> Result<PolicyView, ClientError> {
+        self.get(&["api", "policy"]).await
+    }
+
+    /// `GET /api/agents/{id}/logs`: the agent's output as it arrives.
+    pub async fn logs(
+        &self,
+        id: &str,
+        follow: bool,
+        tail: Option<u32>,
+    ) -> Result<impl Stream<Item = Result<Bytes, ClientError>> + use<>, ClientError> {
+        let mut url = self.url(&["api", "agents", id, "logs"]);
+        url.query_pairs_mut()
+            .append_pair("follow", &follow.to_string());
+        if let Some(tail) = tail {
+            url.query_pairs_mut().append_pair("tail", &tail.to_string());
+        }
+        let response = self
+            .request_to(Method::GET, url)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let response = self.check(response).await?;
+        let base = self.base.to_string();
+        Ok(response.bytes_stream().map(move |chunk| {
+            chunk.map_err(|e| ClientError::Unreachable {
+                url: base.clone(),
+                reason: e.to_string(),
+            })
+        }))
+    }
+
+    /// Opens `GET /api/agents/{id}/attach` as a WebSocket.
+    pub async fn attach(&self, id: &str) -> Result<AgentSocket, ClientError> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut url = self.url(&["api", "agents", id, "attach"]);
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .map_err(|()| ClientError::BadUrl(url.to_string(), "not a WebSocket URL".to_owned()))?;
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| ClientError::BadUrl(url.to_string(), e.to_string()))?;
+        if let Some(token) = &self.token {
+            let value = format!("Bearer {token}").parse().map_err(|_| {
+                ClientError::Protocol("the token is not a valid header value".to_owned())
+            })?;
+            request.headers_mut().insert("authorization", value);
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((socket, _)) => Ok(socket),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response.body().clone().unwrap_or_default();
+                Err(match serde_json::from_slice::<ApiError>(&body) {
+                    Ok(error) => ClientError::Api { status, error },
+                    Err(_) => ClientError::Protocol(format!("{status} from attach")),
+                })
+            }
+            Err(e) => Err(ClientError::Unreachable {
+                url: self.base.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Passes a successful response through; turns an error answer into
+    /// [`ClientError::Api`].
+    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        Err(match serde_json::from_slice::<ApiError>(&body) {
+            Ok(error) => ClientError::Api {
+                status: status.as_u16(),
+                error,
+            },
+            Err(_) => ClientError::Protocol(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )),
+        })
+    }
+
     /// Follows `GET /api/status/{id}` until the deployment completes or
     /// fails, calling `on_progress` for every progress event. A dropped
     /// connection is re-opened (the stream starts again from the current
@@ -242,18 +372,7 @@ impl YardClient {
             .send()
             .await
             .map_err(|e| self.unreachable(&e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(match serde_json::from_slice::<ApiError>(&body) {
-                Ok(error) => ClientError::Api {
-                    status: status.as_u16(),
-                    error,
-                },
-                Err(_) => ClientError::Protocol(format!("{status} from the progress stream")),
-            });
-        }
-        let mut stream = response.bytes_stream().eventsource();
+        let mut stream = self.check(response).await?.bytes_stream().eventsource();
         while let Some(event) = stream.next().await {
             let Ok(event) = event else {
                 return Ok(None);

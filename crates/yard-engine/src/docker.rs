@@ -31,6 +31,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use yard_core::StackName;
 
+mod agents;
+
 use crate::{
     Endpoint, Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, ResourceKind,
     StackResource, StackSpec,
@@ -106,7 +108,8 @@ impl DockerEngine {
         format!("{}-data", self.resource_name(stack))
     }
 
-    fn labels(&self, stack: &StackName) -> HashMap<String, String> {
+    /// The operator's extra labels plus `agentyard.managed=true`.
+    fn base_labels(&self) -> HashMap<String, String> {
         let mut labels: HashMap<String, String> = self
             .config
             .extra_labels
@@ -114,6 +117,11 @@ impl DockerEngine {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         labels.insert(LABEL_MANAGED.to_owned(), "true".to_owned());
+        labels
+    }
+
+    fn labels(&self, stack: &StackName) -> HashMap<String, String> {
+        let mut labels = self.base_labels();
         labels.insert(LABEL_INSTANCE.to_owned(), self.config.instance.clone());
         labels.insert(LABEL_STACK.to_owned(), stack.to_string());
         labels

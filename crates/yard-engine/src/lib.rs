@@ -11,10 +11,15 @@
 pub mod docker;
 
 use std::fmt;
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use yard_core::StackName;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use tokio::io::AsyncWrite;
+use yard_core::{AgentId, StackName};
 
 pub use docker::{DockerConfig, DockerEngine};
 
@@ -24,6 +29,8 @@ pub const LABEL_MANAGED: &str = "agentyard.managed";
 pub const LABEL_INSTANCE: &str = "agentyard.instance";
 /// Label naming the stack a resource belongs to.
 pub const LABEL_STACK: &str = "agentyard.stack";
+/// Label naming the agent a container runs.
+pub const LABEL_AGENT: &str = "agentyard.agent";
 
 /// What a backend needs to run one stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,4 +140,82 @@ pub trait Engine: Send + Sync + fmt::Debug {
 
     /// Every resource of this instance that belongs to some stack.
     async fn stack_resources(&self) -> Result<Vec<StackResource>, EngineError>;
+}
+
+/// Where a mount in an agent container comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// A path on the engine's host.
+    Bind(PathBuf),
+    /// A named volume.
+    Volume(String),
+}
+
+/// One mount in an agent container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentMount {
+    pub source: MountSource,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// What a backend needs to run one agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSpec {
+    pub id: AgentId,
+    pub image: String,
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<AgentMount>,
+    pub working_dir: String,
+    /// Extra groups for the agent's processes (the control socket's group).
+    pub group_add: Vec<String>,
+}
+
+/// A live connection to an agent's terminal: what it prints, and a writer
+/// to its stdin.
+pub struct AgentIo {
+    pub output: BoxStream<'static, Result<Bytes, EngineError>>,
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+}
+
+impl fmt::Debug for AgentIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentIo").finish_non_exhaustive()
+    }
+}
+
+/// Where agents run: one container each, labelled with the yard instance
+/// and the agent's id.
+#[async_trait]
+pub trait AgentRuntime: Send + Sync + fmt::Debug {
+    /// Whether `image` is on the engine.
+    async fn image_exists(&self, image: &str) -> Result<bool, EngineError>;
+
+    /// Makes the shared cache volume `name` if it does not exist.
+    async fn ensure_cache_volume(&self, name: &str) -> Result<(), EngineError>;
+
+    /// Creates and starts the agent's container.
+    async fn start_agent(&self, spec: &AgentSpec) -> Result<(), EngineError>;
+
+    /// Waits until the agent's container exits; returns its exit code.
+    async fn wait_agent(&self, id: &AgentId) -> Result<i64, EngineError>;
+
+    /// Stops the agent (SIGTERM, then SIGKILL after `grace`) and removes its
+    /// container. Returns whether there was one.
+    async fn remove_agent(&self, id: &AgentId, grace: Duration) -> Result<bool, EngineError>;
+
+    /// The agent's output (stdout and stderr), the last `tail` lines or all;
+    /// with `follow`, the stream goes on until the container stops.
+    fn agent_logs(
+        &self,
+        id: &AgentId,
+        follow: bool,
+        tail: Option<u32>,
+    ) -> BoxStream<'static, Result<Bytes, EngineError>>;
+
+    /// Connects to the agent's stdin and output.
+    async fn attach_agent(&self, id: &AgentId) -> Result<AgentIo, EngineError>;
+
+    /// The agents whose containers this instance has on the engine.
+    async fn agent_containers(&self) -> Result<Vec<AgentId>, EngineError>;
 }

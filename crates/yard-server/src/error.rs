@@ -10,7 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use yard_api::{ApiError, ErrorCode};
 use yard_engine::EngineError;
-use yard_services::DeployError;
+use yard_git::GitError;
+use yard_services::{DeployError, OrchestratorError};
 
 /// An error answer.
 #[derive(Debug)]
@@ -87,15 +88,50 @@ impl From<DeployError> for AppError {
                 ErrorCode::DeploymentInProgress,
                 e.to_string(),
             ),
-            DeployError::Engine(EngineError::Unavailable(_)) => Self::server(
+            DeployError::Engine(e) => e.into(),
+            DeployError::Store(_) | DeployError::Transition(_) => Self::internal(e),
+        }
+    }
+}
+
+impl From<EngineError> for AppError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Unavailable(_) => Self::server(
                 StatusCode::SERVICE_UNAVAILABLE,
                 ErrorCode::Unavailable,
                 "the container engine is not reachable; the daemon's log has the details",
                 e,
             ),
-            DeployError::Store(_) | DeployError::Engine(_) | DeployError::Transition(_) => {
-                Self::internal(e)
+            _ => Self::internal(e),
+        }
+    }
+}
+
+impl From<OrchestratorError> for AppError {
+    fn from(e: OrchestratorError) -> Self {
+        let message = e.to_string();
+        match e {
+            OrchestratorError::BadCount { .. }
+            | OrchestratorError::EmptyTask
+            | OrchestratorError::NoImage(_)
+            | OrchestratorError::Git(
+                GitError::NoSuchPath(_) | GitError::NotARepository(_) | GitError::UnknownRef { .. },
+            ) => Self::client(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message),
+            OrchestratorError::Git(GitError::Dirty(_) | GitError::Bare(_)) => {
+                Self::client(StatusCode::CONFLICT, ErrorCode::RepositoryNotReady, message)
             }
+            OrchestratorError::NoSuchAgent(_) => Self::not_found(message),
+            OrchestratorError::NotRunning { .. } => {
+                Self::client(StatusCode::CONFLICT, ErrorCode::AgentNotRunning, message)
+            }
+            OrchestratorError::NoContainer(_) => {
+                Self::client(StatusCode::GONE, ErrorCode::Gone, message)
+            }
+            OrchestratorError::Engine(e) => e.into(),
+            OrchestratorError::Git(_)
+            | OrchestratorError::Io { .. }
+            | OrchestratorError::Store(_) => Self::internal(message),
         }
     }
 }

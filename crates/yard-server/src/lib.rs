@@ -7,11 +7,13 @@
 //! is generated from the handlers' annotations and so cannot drift from the
 //! routes.
 
+mod agents;
 mod api;
 mod auth;
 mod error;
 mod extract;
 mod health;
+mod hook;
 mod host;
 mod status;
 
@@ -23,22 +25,33 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::get;
-use tokio::net::TcpListener;
+use axum::serve::Listener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use yard_api::ErrorCode;
-use yard_services::{Deployer, EventBus};
+use yard_services::{Deployer, EventBus, Gatekeeper, Orchestrator};
 
 pub use error::AppError;
 pub use extract::MAX_BODY_BYTES;
+
+/// The services the server puts on the wire.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub deployer: Deployer,
+    pub orchestrator: Orchestrator,
+    pub gatekeeper: Gatekeeper,
+    pub bus: EventBus,
+}
 
 /// What every handler can reach; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub deployer: Deployer,
+    pub orchestrator: Orchestrator,
+    pub gatekeeper: Gatekeeper,
     pub bus: EventBus,
     /// Cancelled when the server stops, which ends every live stream.
     pub shutdown: CancellationToken,
@@ -46,10 +59,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(deployer: Deployer, bus: EventBus, shutdown: CancellationToken) -> Self {
+    pub fn new(services: Services, shutdown: CancellationToken) -> Self {
         Self {
-            deployer,
-            bus,
+            deployer: services.deployer,
+            orchestrator: services.orchestrator,
+            gatekeeper: services.gatekeeper,
+            bus: services.bus,
             shutdown,
             proxy: host::proxy_client(),
         }
@@ -67,6 +82,8 @@ impl AppState {
     tags(
         (name = "stacks", description = "Names, deployment and removal of stacks"),
         (name = "deployments", description = "Deployment records and live progress"),
+        (name = "agents", description = "Agents in containers: spawn, follow, review, merge"),
+        (name = "hooks", description = "Hook decisions for agents, with an agent's credential"),
         (name = "health", description = "Liveness, without a token"),
     )
 )]
@@ -88,12 +105,35 @@ impl utoipa::Modify for BearerAuth {
 
 /// The OpenAPI document of the API, as served at `/api/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    routers().2
+    routers().doc
 }
 
-/// The public and the token-protected routes, and their document.
-fn routers() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
-    let (protected, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Answers every failure to route in the API's error shape.
+fn with_fallbacks(router: Router<AppState>) -> Router<AppState> {
+    router
+        .fallback(|| async { AppError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            AppError::client(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorCode::MethodNotAllowed,
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// The routes, grouped by who may call them, and their document.
+struct Routes {
+    public: Router<AppState>,
+    /// For people: a user token.
+    users: Router<AppState>,
+    /// For agents: an agent's credential.
+    agents: Router<AppState>,
+    doc: utoipa::openapi::OpenApi,
+}
+
+fn routers() -> Routes {
+    let (users, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(api::check_name))
         .routes(routes!(api::deploy))
         .routes(routes!(api::list_deployments))
@@ -101,19 +141,43 @@ fn routers() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(api::list_stacks))
         .routes(routes!(api::destroy_stack))
         .routes(routes!(status::watch))
+        .routes(routes!(agents::spawn, agents::list))
+        .routes(routes!(agents::prune))
+        .routes(routes!(agents::get))
+        .routes(routes!(agents::stop))
+        .routes(routes!(agents::logs))
+        .routes(routes!(agents::attach))
+        .routes(routes!(agents::diff))
+        .routes(routes!(agents::merge))
+        .routes(routes!(agents::audit))
+        .routes(routes!(agents::policy))
         .split_for_parts();
     let (public, public_doc) = OpenApiRouter::new()
         .routes(routes!(health::health))
         .split_for_parts();
+    let (agents, agents_doc) = OpenApiRouter::new()
+        .routes(routes!(hook::hook))
+        .split_for_parts();
     doc.paths.paths.extend(public_doc.paths.paths);
-    (public, protected, doc)
+    doc.paths.paths.extend(agents_doc.paths.paths);
+    Routes {
+        public,
+        users,
+        agents,
+        doc,
+    }
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application, for the TCP listener.
 pub fn app(state: AppState) -> Router {
-    let (public, protected, doc) = routers();
+    let Routes {
+        public,
+        users,
+        agents,
+        doc,
+    } = routers();
     let doc = Arc::new(doc);
-    let protected = protected
+    let users = users
         .route(
             "/api/openapi.json",
             get(move || {
@@ -125,18 +189,11 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ));
-    let routes = public
-        .merge(protected)
-        .fallback(|| async { AppError::not_found("no such route") })
-        .method_not_allowed_fallback(|| async {
-            AppError::client(
-                StatusCode::METHOD_NOT_ALLOWED,
-                ErrorCode::MethodNotAllowed,
-                "this route does not take that method",
-            )
-        })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state.clone());
+    let agents = agents.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        hook::require_agent,
+    ));
+    let routes = with_fallbacks(public.merge(users).merge(agents)).with_state(state.clone());
     // The host router wraps everything, so a stack's host never reaches
     // the yard's own routes.
     Router::new()
@@ -145,18 +202,33 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// Serves the app on `listener` until `shutdown` resolves; then stops
-/// accepting, ends live event streams and waits for open requests.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
+/// The application for the control socket: only what agents need. The
+/// socket is reachable from every agent container, so nothing for people
+/// (and no stack routing) is served on it.
+pub fn control_app(state: AppState) -> Router {
+    let Routes { public, agents, .. } = routers();
+    let agents = agents.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        hook::require_agent,
+    ));
+    with_fallbacks(public.merge(agents))
+        .with_state(state)
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then stops
+/// accepting and waits for open requests. Live streams end when
+/// [`AppState::shutdown`] is cancelled.
+pub async fn serve<L>(
+    listener: L,
+    app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let stop_streams = state.shutdown.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop_streams.cancel();
-        })
+) -> std::io::Result<()>
+where
+    L: Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
         .await
 }

@@ -7,13 +7,15 @@
 //! store and carries on from there.
 
 use tokio::sync::broadcast;
-use yard_core::Deployment;
+use yard_core::{Agent, Deployment};
 
 /// Something that changed in the yard.
 #[derive(Debug, Clone)]
 pub enum YardEvent {
     /// A deployment's new state, after it was stored.
     Deployment(Deployment),
+    /// An agent's new state, after it was stored.
+    Agent(Agent),
 }
 
 /// A cheap-to-clone handle on the bus.

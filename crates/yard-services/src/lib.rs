@@ -9,7 +9,9 @@ pub mod auth;
 pub mod bus;
 pub mod datadir;
 pub mod deployer;
+pub mod hooks;
 mod locks;
+pub mod orchestrator;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,6 +20,8 @@ use yard_core::Timestamp;
 pub use bus::{EventBus, YardEvent};
 pub use datadir::DataDir;
 pub use deployer::{DeployError, Deployer, DeployerConfig, NameAvailability, Route};
+pub use hooks::{Gatekeeper, PolicyWatch};
+pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
 
 /// The current time, as the store records it.
 pub fn now() -> Timestamp {

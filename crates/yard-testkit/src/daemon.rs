@@ -24,6 +24,9 @@ pub struct DaemonSetup {
     pub database_url: Option<String>,
     /// More environment for the daemon.
     pub env: Vec<(String, String)>,
+    /// Files written into the data directory before the first start, e.g.
+    /// `policy.toml`.
+    pub files: Vec<(String, String)>,
 }
 
 /// A running (or stopped) `yard serve`.
@@ -45,6 +48,9 @@ impl Daemon {
             .prefix("yard-test-")
             .tempdir()
             .expect("a data dir");
+        for (name, contents) in &setup.files {
+            std::fs::write(data_dir.path().join(name), contents).expect("a data dir file");
+        }
         let mut daemon = Self {
             bin: bin.to_owned(),
             setup,

@@ -55,6 +55,36 @@ impl DockerSweep {
             .expect("creating a network");
     }
 
+    /// The environment of the container of agent `agent` (made under this
+    /// test's label), as `KEY=VALUE` strings.
+    pub async fn agent_env(&self, agent: &str) -> Vec<String> {
+        let filters = HashMap::from([(
+            "label",
+            vec![self.label(), format!("agentyard.agent={agent}")],
+        )]);
+        let docker = client();
+        let containers = docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .expect("listing containers");
+        let id = containers
+            .into_iter()
+            .find_map(|c| c.id)
+            .unwrap_or_else(|| panic!("no container for agent {agent}"));
+        docker
+            .inspect_container(&id, None)
+            .await
+            .expect("inspecting the agent")
+            .config
+            .and_then(|c| c.env)
+            .unwrap_or_default()
+    }
+
     /// `agentyard.test=<id>`, as `YARD_LABELS` and `docker --filter` take it.
     pub fn label(&self) -> String {
         format!("{TEST_LABEL}={}", self.value)

@@ -17,6 +17,8 @@ pub const WEB_IMAGE: &str = "agentyard-test/web:1";
 pub const SLOW_IMAGE: &str = "agentyard-test/slow:1";
 /// Prints a message and exits with code 3.
 pub const CRASH_IMAGE: &str = "agentyard-test/crash:1";
+/// Prints `ready`, then echoes its stdin: a stand-in terminal program.
+pub const ECHO_IMAGE: &str = "agentyard-test/echo:1";
 
 const SERVE: &str = "echo \"stack $YARD_STACK_NAME\" > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www";
 
@@ -35,6 +37,7 @@ pub async fn ensure_stack_images() {
                     CRASH_IMAGE,
                     "echo 'stack refuses to start' >&2; exit 3".to_owned(),
                 ),
+                (ECHO_IMAGE, "echo ready; exec /bin/busybox cat".to_owned()),
             ] {
                 if docker.inspect_image(image).await.is_ok() {
                     continue;

@@ -8,14 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod agent_image;
 mod daemon;
 mod docker;
 mod images;
 mod postgres;
 
+pub use agent_image::ensure_agent_image;
 pub use daemon::{Daemon, DaemonSetup};
 pub use docker::{DockerSweep, TEST_LABEL};
-pub use images::{CRASH_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images};
+pub use images::{CRASH_IMAGE, ECHO_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images};
 pub use postgres::fresh_postgres_url;
 
 /// An HTTP client for tests: no proxy, short timeouts, ring for TLS.

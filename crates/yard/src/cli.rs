@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use yard_services::orchestrator::CacheVolume;
 
 /// agentyard: a self-hosted home for AI coding agents.
 #[derive(Debug, Parser)]
@@ -41,22 +42,140 @@ pub(crate) enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Put agents on a task, each in its own container, checkout and branch.
+    Spawn(SpawnArgs),
+    /// List agents (id, status, branch, age), or prune the ones that ended.
+    Agents {
+        #[command(subcommand)]
+        action: Option<AgentsAction>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show an agent's output.
+    Logs {
+        id: String,
+        /// Keep following new output until the agent stops.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<u32>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Attach to a running agent's terminal; detach with ctrl-e then e.
+    Attach {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Stop an agent and remove its container (its branch and checkout stay).
+    Stop {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show an agent's commits and changes against its base.
+    Diff {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Merge an agent's branch into its source repository (all or nothing).
+    Merge {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List an agent's hook decisions.
+    Audit {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The hook an agent's client runs: reads one hook event on stdin, asks
+    /// the yard, prints the decision.
+    Hook(HookArgs),
+    /// Check the engine, the socket, the store, the images and the policy,
+    /// and say how to fix what is wrong.
+    Doctor(ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AgentsAction {
+    /// Remove the checkouts and branches of agents that have ended.
+    Prune,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SpawnArgs {
+    /// The source repository.
+    #[arg(long)]
+    pub(crate) repo: PathBuf,
+    /// How many agents.
+    #[arg(short = 'n', long = "count", default_value_t = 1)]
+    pub(crate) count: u32,
+    /// What the agents should do.
+    #[arg(long)]
+    pub(crate) task: String,
+    /// The agent image [default: the daemon's YARD_AGENT_IMAGE].
+    #[arg(long)]
+    pub(crate) image: Option<String>,
+    /// The commit to start from [default: HEAD].
+    #[arg(long)]
+    pub(crate) base: Option<String>,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+}
+
+/// What the hook does when the yard cannot be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FailMode {
+    /// Refuse tool calls: safe, and the default.
+    Closed,
+    /// Let the agent go ahead.
+    Open,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HookArgs {
+    /// The yard's control socket.
+    #[arg(
+        long,
+        env = "YARD_SOCKET",
+        default_value = "/run/agentyard/control.sock"
+    )]
+    pub(crate) socket: PathBuf,
+    /// The agent's credential.
+    #[arg(long, env = "YARD_AGENT_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// What to answer when the yard cannot be asked.
+    #[arg(long, env = "YARD_HOOK_FAIL", value_enum, default_value = "closed")]
+    pub(crate) fail: FailMode,
+    /// How long to keep trying, at most 5 minutes.
+    #[arg(long, env = "YARD_HOOK_TIMEOUT", default_value = "300s", value_parser = hook_timeout)]
+    pub(crate) timeout: Duration,
 }
 
 /// How a client command reaches the daemon.
 #[derive(Debug, Args)]
 pub(crate) struct ClientArgs {
     /// The daemon's URL.
-    #[arg(long, env = "YARD_URL", default_value = "http://127.0.0.1:3000")]
+    #[arg(
+        long,
+        global = true,
+        env = "YARD_URL",
+        default_value = "http://127.0.0.1:3000"
+    )]
     pub(crate) url: String,
     /// An API token; by default the admin token from the data directory.
-    #[arg(long, env = "YARD_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "YARD_TOKEN", hide_env_values = true)]
     pub(crate) token: Option<String>,
     /// The daemon's data directory, where the admin token is read from.
-    #[arg(long, env = "YARD_DATA_DIR")]
+    #[arg(long, global = true, env = "YARD_DATA_DIR")]
     pub(crate) data_dir: Option<PathBuf>,
     /// Print JSON for scripts instead of text.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub(crate) json: bool,
 }
 
@@ -112,6 +231,35 @@ pub(crate) struct ServeArgs {
     /// How often to look for and remove orphaned resources.
     #[arg(long, env = "YARD_RECONCILE_INTERVAL", default_value = "60s", value_parser = duration)]
     pub(crate) reconcile_interval: Duration,
+    /// The control socket agents talk to [default: <data-dir>/control.sock].
+    #[arg(long, env = "YARD_SOCKET")]
+    pub(crate) socket: Option<PathBuf>,
+    /// A named volume holding the socket's directory, to mount into agents
+    /// at /run/agentyard, for a yard that runs in a container. Without it,
+    /// agents get the socket file itself.
+    #[arg(long, env = "YARD_CONTROL_VOLUME")]
+    pub(crate) control_volume: Option<String>,
+    /// The hook policy file [default: <data-dir>/policy.toml].
+    #[arg(long, env = "YARD_POLICY")]
+    pub(crate) policy: Option<PathBuf>,
+    /// The image agents run.
+    #[arg(
+        long,
+        env = "YARD_AGENT_IMAGE",
+        default_value = "agentyard/agent:latest"
+    )]
+    pub(crate) agent_image: String,
+    /// The most agents one spawn may start.
+    #[arg(long, env = "YARD_MAX_AGENTS", default_value_t = 32)]
+    pub(crate) max_agents: u32,
+    /// Shared cache volumes for agents, NAME:PATH[:VARIABLE], the variable
+    /// set to PATH [default: cargo, npm and pip caches].
+    #[arg(long = "agent-cache", env = "YARD_AGENT_CACHES", value_delimiter = ',', value_parser = cache_volume)]
+    pub(crate) agent_caches: Vec<CacheVolume>,
+    /// Mount this yard binary into agents at /usr/local/bin/yard, for agent
+    /// images without `yard` (it must suit the image's C library).
+    #[arg(long, env = "YARD_LEND_BINARY")]
+    pub(crate) lend_binary: bool,
 }
 
 fn key_value(raw: &str) -> Result<(String, String), String> {
@@ -138,6 +286,19 @@ fn label(raw: &str) -> Result<(String, String), String> {
         return Err(format!("{key} is set by the yard itself"));
     }
     Ok((key, value))
+}
+
+fn cache_volume(raw: &str) -> Result<CacheVolume, String> {
+    CacheVolume::parse(raw)
+}
+
+/// A hook timeout: at most 5 minutes, so an agent is never stuck longer.
+fn hook_timeout(raw: &str) -> Result<Duration, String> {
+    let parsed = duration(raw)?;
+    if parsed > Duration::from_secs(300) {
+        return Err("at most 5 minutes (300s)".to_owned());
+    }
+    Ok(parsed)
 }
 
 fn duration(raw: &str) -> Result<Duration, String> {

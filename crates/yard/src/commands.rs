@@ -12,21 +12,40 @@ use serde::Serialize;
 use yard_client::{ClientError, Outcome, YardClient};
 use yard_services::DataDir;
 
+use crate::agent_commands;
 use crate::cli::{ClientArgs, Command};
 
+/// Runs a client command.
 pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(_) => bail!("`serve` is not a client command"),
+        Command::Serve(_) | Command::Hook(_) | Command::Doctor(_) => {
+            bail!("not a client command")
+        }
         Command::Check { name, client } => check(&name, &client).await,
         Command::Deploy { name, client } => deploy(&name, &client).await,
         Command::Stacks { client } => stacks(&client).await,
         Command::Destroy { name, client } => destroy(&name, &client).await,
+        Command::Spawn(args) => agent_commands::spawn(&args).await,
+        Command::Agents { action, client } => {
+            agent_commands::agents(action.as_ref(), &client).await
+        }
+        Command::Logs {
+            id,
+            follow,
+            tail,
+            client,
+        } => agent_commands::logs(&id, follow, tail, &client).await,
+        Command::Attach { id, client } => agent_commands::attach(&id, &client).await,
+        Command::Stop { id, client } => agent_commands::stop(&id, &client).await,
+        Command::Diff { id, client } => agent_commands::diff(&id, &client).await,
+        Command::Merge { id, client } => agent_commands::merge(&id, &client).await,
+        Command::Audit { id, client } => agent_commands::audit(&id, &client).await,
     }
 }
 
 /// A client for the daemon the arguments point at. The token is the one
 /// given, else the admin token in the data directory.
-fn connect(args: &ClientArgs) -> anyhow::Result<YardClient> {
+pub(crate) fn connect(args: &ClientArgs) -> anyhow::Result<YardClient> {
     let token = match &args.token {
         Some(token) => Some(token.clone()),
         None => {
@@ -39,7 +58,7 @@ fn connect(args: &ClientArgs) -> anyhow::Result<YardClient> {
 }
 
 /// Adds a hint to errors whose fix is not obvious from the API's message.
-fn explain(e: ClientError) -> anyhow::Error {
+pub(crate) fn explain(e: ClientError) -> anyhow::Error {
     match &e {
         ClientError::Api { status: 401, .. } => anyhow::anyhow!(
             "{e}\nhint: pass --token or set YARD_TOKEN, or point --data-dir (YARD_DATA_DIR) at the daemon's data directory"
@@ -48,7 +67,7 @@ fn explain(e: ClientError) -> anyhow::Error {
     }
 }
 
-fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
+pub(crate) fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }

@@ -6,8 +6,11 @@
 
 #![allow(clippy::print_stdout)]
 
+mod agent_commands;
 mod cli;
 mod commands;
+mod doctor;
+mod hook;
 mod serve;
 
 use std::io::IsTerminal;
@@ -23,6 +26,7 @@ fn main() -> ExitCode {
     // The daemon logs what it does; a client command only its problems.
     let default_level = match cli.command {
         Command::Serve(_) => "info",
+        Command::Hook(_) => "error",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Hook(args) => Ok(hook::run(&args).await),
+            Command::Doctor(args) => doctor::run(&args).await,
             command => commands::run(command).await,
         }
     });

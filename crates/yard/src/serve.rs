@@ -1,18 +1,25 @@
-//! `yard serve`: wires the store, the engine, the deployer and the server,
-//! converges with what the engine holds, then serves until SIGINT/SIGTERM.
+//! `yard serve`: wires the store, the engine, the services and the two
+//! listeners (TCP for people, a Unix socket for agents), converges with
+//! what the engine holds, then serves until SIGINT or SIGTERM.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use tokio::net::TcpListener;
+use anyhow::{Context, bail};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use yard_core::{NamePolicy, StackAddressing};
 use yard_engine::{DockerConfig, DockerEngine};
-use yard_server::AppState;
+use yard_server::{AppState, Services};
 use yard_services::auth::{AdminToken, ensure_admin_token};
-use yard_services::{DataDir, Deployer, DeployerConfig, EventBus};
+use yard_services::orchestrator::{CacheVolume, ControlAccess};
+use yard_services::{
+    DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, Orchestrator, OrchestratorConfig,
+    PolicyWatch,
+};
 use yard_store::{Store, redact};
 
 use crate::cli::ServeArgs;
@@ -21,23 +28,60 @@ use crate::cli::ServeArgs;
 /// they are left to resume at the next start.
 const DEPLOY_GRACE: Duration = Duration::from_secs(5);
 /// How long open connections get to finish after a stop signal.
-const CONNECTION_GRACE: Duration = Duration::from_secs(10);
+const CONNECTION_GRACE: Duration = Duration::from_secs(8);
+/// Agents are gone this soon after a stop signal.
+const AGENT_REMOVAL: Duration = Duration::from_secs(8);
+/// How long an agent gets between SIGTERM and SIGKILL when stopped.
+const AGENT_STOP_GRACE: Duration = Duration::from_secs(3);
 /// How many events the bus keeps for a slow subscriber.
 const BUS_CAPACITY: usize = 1024;
+/// How often the policy file is checked for changes.
+const POLICY_CHECK: Duration = Duration::from_secs(1);
+
+/// Everything `serve` and `doctor` derive from the arguments.
+pub(crate) struct Setup {
+    pub(crate) data_dir: DataDir,
+    pub(crate) instance: String,
+    pub(crate) database_url: String,
+    pub(crate) socket: PathBuf,
+    pub(crate) policy: PathBuf,
+}
+
+impl Setup {
+    pub(crate) fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
+        let data_dir = DataDir::open(args.data_dir.clone().unwrap_or_else(DataDir::default_path))
+            .context("cannot create the data directory")?;
+        let instance = data_dir
+            .instance_id()
+            .context("cannot read the instance id")?;
+        let database_url = args
+            .database_url
+            .clone()
+            .unwrap_or_else(|| Store::sqlite_url(data_dir.path()));
+        let socket = args
+            .socket
+            .clone()
+            .unwrap_or_else(|| data_dir.path().join("control.sock"));
+        let policy = args
+            .policy
+            .clone()
+            .unwrap_or_else(|| data_dir.path().join("policy.toml"));
+        Ok(Self {
+            data_dir,
+            instance,
+            database_url,
+            socket,
+            policy,
+        })
+    }
+}
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let data_dir = DataDir::open(args.data_dir.clone().unwrap_or_else(DataDir::default_path))
-        .context("cannot create the data directory")?;
-    let instance = data_dir
-        .instance_id()
-        .context("cannot read the instance id")?;
-    let database_url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| Store::sqlite_url(data_dir.path()));
-    let store = Store::open(&database_url).await?;
-    tracing::info!(store = %redact(&database_url), data_dir = %data_dir.path().display(), %instance, "store ready");
-    match ensure_admin_token(&store, &data_dir).await? {
+    let setup = Setup::from_args(&args)?;
+    let policy = Arc::new(PolicyWatch::load(setup.policy.clone())?);
+    let store = Store::open(&setup.database_url).await?;
+    tracing::info!(store = %redact(&setup.database_url), data_dir = %setup.data_dir.path().display(), instance = %setup.instance, "store ready");
+    match ensure_admin_token(&store, &setup.data_dir).await? {
         AdminToken::Created(path) => {
             tracing::info!(path = %path.display(), "new admin token written (mode 0600); the CLI reads it from there")
         }
@@ -50,21 +94,23 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let control = bind_control_socket(&setup.socket).await?;
+    let socket_group = std::fs::metadata(&setup.socket)?.gid();
 
-    let mut docker = DockerConfig::new(instance);
+    let mut docker = DockerConfig::new(setup.instance.clone());
     docker.extra_labels = args.labels.iter().cloned().collect();
-    let engine = DockerEngine::connect(docker)?;
+    let engine = Arc::new(DockerEngine::connect(docker)?);
     match engine.version().await {
         Ok(version) => tracing::info!(backend = %args.backend, %version, "engine ready"),
         Err(e) => {
-            tracing::warn!(backend = %args.backend, error = %e, "engine not reachable yet; deployments fail until it is")
+            tracing::warn!(backend = %args.backend, error = %e, "engine not reachable yet; deployments and agents fail until it is")
         }
     }
 
     let bus = EventBus::new(BUS_CAPACITY);
     let deployer = Deployer::new(
         store.clone(),
-        Arc::new(engine),
+        engine.clone(),
         bus.clone(),
         DeployerConfig {
             stack_image: args.stack_image.clone(),
@@ -79,36 +125,89 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             deploy_timeout: args.deploy_timeout,
         },
     );
+    let orchestrator = Orchestrator::new(
+        store.clone(),
+        engine,
+        bus.clone(),
+        OrchestratorConfig {
+            instance: setup.instance.clone(),
+            agent_image: args.agent_image.clone(),
+            max_agents: args.max_agents,
+            checkouts_dir: setup.data_dir.path().join("checkouts"),
+            control: match &args.control_volume {
+                Some(volume) => ControlAccess::Volume(volume.clone()),
+                None => ControlAccess::SocketFile(setup.socket.clone()),
+            },
+            socket_group: Some(socket_group),
+            caches: if args.agent_caches.is_empty() {
+                CacheVolume::defaults()
+            } else {
+                args.agent_caches.clone()
+            },
+            lend_binary: if args.lend_binary {
+                Some(
+                    std::env::current_exe()
+                        .context("cannot find this yard's own binary to lend")?,
+                )
+            } else {
+                None
+            },
+            stop_grace: AGENT_STOP_GRACE,
+        },
+    );
+    let gatekeeper = Gatekeeper::new(store.clone(), Arc::clone(&policy));
 
-    // Converge before taking requests: whatever a crash left is either
-    // finished, rolled back or removed.
-    converge(&deployer).await;
+    // Converge before taking requests: whatever a crash left is finished,
+    // rolled back or removed.
+    converge(&deployer, &orchestrator).await;
     let stopping = CancellationToken::new();
     let sweeper = tokio::spawn(sweep_periodically(
         deployer.clone(),
         args.reconcile_interval,
         stopping.clone(),
     ));
+    let policy_watch = tokio::spawn(Arc::clone(&policy).watch(POLICY_CHECK, stopping.clone()));
 
-    data_dir
+    setup
+        .data_dir
         .write_listen_addr(&addr.to_string())
         .context("cannot record the listen address")?;
-    tracing::info!(%addr, url = %format!("http://{addr}"), "listening");
+    tracing::info!(%addr, url = %format!("http://{addr}"), socket = %setup.socket.display(), "listening");
 
-    let state = AppState::new(deployer.clone(), bus, stopping.clone());
-    let signal_seen = CancellationToken::new();
-    let on_signal = {
-        let signal_seen = signal_seen.clone();
+    let state = AppState::new(
+        Services {
+            deployer: deployer.clone(),
+            orchestrator: orchestrator.clone(),
+            gatekeeper,
+            bus,
+        },
+        stopping.clone(),
+    );
+    tokio::spawn({
+        let stopping = stopping.clone();
+        let orchestrator = orchestrator.clone();
         async move {
             stop_signal().await;
-            tracing::info!("stopping: no new requests; finishing open ones");
-            signal_seen.cancel();
+            tracing::info!("stopping: removing agents, finishing open requests");
+            stopping.cancel();
+            // Agents go at once, in parallel with draining connections.
+            orchestrator.stop_all(AGENT_REMOVAL).await;
         }
-    };
+    });
+    let tcp = yard_server::serve(
+        listener,
+        yard_server::app(state.clone()),
+        stopping.clone().cancelled_owned(),
+    );
+    let unix = yard_server::serve(
+        control,
+        yard_server::control_app(state),
+        stopping.clone().cancelled_owned(),
+    );
     let served = tokio::select! {
-        served = yard_server::serve(listener, state, on_signal) => served.context("the server failed"),
+        (tcp, unix) = async { tokio::join!(tcp, unix) } => tcp.and(unix).context("the server failed"),
         () = async {
-            signal_seen.cancelled().await;
+            stopping.cancelled().await;
             tokio::time::sleep(CONNECTION_GRACE).await;
         } => {
             tracing::warn!("open connections did not finish in time; closing them");
@@ -117,17 +216,47 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     stopping.cancel();
     let _ = sweeper.await;
+    let _ = policy_watch.await;
+    // Finishes (or, if the servers failed, does) what the signal started;
+    // removing what is already gone is quick.
+    orchestrator.stop_all(AGENT_REMOVAL).await;
     deployer.shutdown(DEPLOY_GRACE).await;
-    data_dir.clear_listen_addr();
+    let _ = std::fs::remove_file(&setup.socket);
+    setup.data_dir.clear_listen_addr();
     store.close().await;
     served?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
+/// Binds the control socket (mode 0660). A stale socket file from a run
+/// that died is replaced; a live one means another yard is there.
+async fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            bail!("another yard is already listening on {}", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot replace the stale socket {}", path.display()))?;
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    Ok(listener)
+}
+
 /// Resumes unfinished work and removes orphans. Failures are logged, not
 /// fatal: the periodic sweep tries again.
-async fn converge(deployer: &Deployer) {
+async fn converge(deployer: &Deployer, orchestrator: &Orchestrator) {
+    match orchestrator.reap().await {
+        Ok(0) => {}
+        Ok(count) => tracing::warn!(count, "removed agent containers left by an earlier run"),
+        Err(e) => tracing::warn!(error = %e, "cannot remove agents left by an earlier run"),
+    }
     match deployer.sweep_orphans().await {
         Ok(removed) if !removed.is_empty() => {
             tracing::warn!(count = removed.len(), "removed orphaned resources at start");

@@ -1,7 +1,9 @@
 //! An in-process yard on an ephemeral port: the real router, store and
 //! docker engine, with the test's label on everything it creates.
+//!
+//! Each test binary compiles this module and uses a part of it.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,15 +13,20 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use yard_core::{NamePolicy, StackAddressing};
 use yard_engine::{DockerConfig, DockerEngine};
-use yard_server::AppState;
-use yard_services::{DataDir, Deployer, DeployerConfig, EventBus};
+use yard_server::{AppState, Services};
+use yard_services::orchestrator::{CacheVolume, ControlAccess};
+use yard_services::{
+    DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, Orchestrator, OrchestratorConfig,
+    PolicyWatch,
+};
 use yard_store::Store;
 use yard_testkit::{DockerSweep, TEST_LABEL, WEB_IMAGE};
 
 pub(crate) struct Options {
     pub(crate) image: String,
     pub(crate) database_url: Option<String>,
-    pub(crate) deploy_timeout: Duration,
+    /// The policy file's text; none means the built-in policy.
+    pub(crate) policy: Option<String>,
 }
 
 impl Default for Options {
@@ -27,7 +34,7 @@ impl Default for Options {
         Self {
             image: WEB_IMAGE.to_owned(),
             database_url: None,
-            deploy_timeout: Duration::from_secs(30),
+            policy: None,
         }
     }
 }
@@ -38,6 +45,10 @@ pub(crate) struct TestYard {
     pub(crate) token: String,
     pub(crate) store: Store,
     pub(crate) http: reqwest::Client,
+    /// The control socket agents talk to.
+    pub(crate) socket: std::path::PathBuf,
+    /// Where agents' checkouts go.
+    pub(crate) checkouts: std::path::PathBuf,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<()>,
     // Dropped after the server stops, so nothing outlives the test.
@@ -60,35 +71,83 @@ impl TestYard {
         let token = data_dir.read_admin_token().unwrap().unwrap();
 
         let sweep = DockerSweep::new();
-        let mut docker = DockerConfig::new(format!("t{}", &sweep.id()[..9]));
+        let instance = format!("t{}", &sweep.id()[..9]);
+        let mut docker = DockerConfig::new(instance.clone());
         docker
             .extra_labels
             .insert(TEST_LABEL.to_owned(), sweep.id().to_owned());
-        let engine = DockerEngine::connect(docker).unwrap();
+        let engine = Arc::new(DockerEngine::connect(docker).unwrap());
+
+        let policy_path = dir.path().join("policy.toml");
+        if let Some(text) = &options.policy {
+            std::fs::write(&policy_path, text).unwrap();
+        }
+        let policy = Arc::new(PolicyWatch::load(policy_path).unwrap());
+        let socket = dir.path().join("control.sock");
+        let control = tokio::net::UnixListener::bind(&socket).unwrap();
+        let checkouts = dir.path().join("checkouts");
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let bus = EventBus::new(1024);
         let deployer = Deployer::new(
             store.clone(),
-            Arc::new(engine),
+            engine.clone(),
             bus.clone(),
             DeployerConfig {
-                stack_image: options.image,
+                stack_image: options.image.clone(),
                 stack_port: None,
                 stack_env: Vec::new(),
                 addressing: StackAddressing::new("localhost", port, None),
                 names: NamePolicy::default(),
-                deploy_timeout: options.deploy_timeout,
+                deploy_timeout: Duration::from_secs(30),
             },
         );
+        let orchestrator = Orchestrator::new(
+            store.clone(),
+            engine,
+            bus.clone(),
+            OrchestratorConfig {
+                instance,
+                agent_image: options.image,
+                max_agents: 8,
+                checkouts_dir: checkouts.clone(),
+                control: ControlAccess::SocketFile(socket.clone()),
+                socket_group: None,
+                caches: vec![
+                    CacheVolume::parse(&format!(
+                        "agentyard-test-cache-{}:/cache/test:TEST_CACHE",
+                        sweep.id()
+                    ))
+                    .unwrap(),
+                ],
+                lend_binary: None,
+                stop_grace: Duration::from_secs(1),
+            },
+        );
+        let gatekeeper = Gatekeeper::new(store.clone(), Arc::clone(&policy));
         let shutdown = CancellationToken::new();
-        let state = AppState::new(deployer, bus, shutdown.clone());
-        let stop = shutdown.clone();
-        let server = tokio::spawn(async move {
-            yard_server::serve(listener, state, stop.cancelled_owned())
-                .await
-                .unwrap();
+        tokio::spawn(policy.watch(Duration::from_millis(100), shutdown.clone()));
+        let state = AppState::new(
+            Services {
+                deployer,
+                orchestrator,
+                gatekeeper,
+                bus,
+            },
+            shutdown.clone(),
+        );
+        let server = tokio::spawn({
+            let stop = shutdown.clone();
+            let app = yard_server::app(state.clone());
+            let control_app = yard_server::control_app(state);
+            async move {
+                let tcp = yard_server::serve(listener, app, stop.clone().cancelled_owned());
+                let unix = yard_server::serve(control, control_app, stop.cancelled_owned());
+                let (tcp, unix) = tokio::join!(tcp, unix);
+                tcp.unwrap();
+                unix.unwrap();
+            }
         });
         Self {
             base: format!("http://127.0.0.1:{port}"),
@@ -96,6 +155,8 @@ impl TestYard {
             token,
             store,
             http: yard_testkit::http(),
+            socket,
+            checkouts,
             shutdown,
             server,
             sweep,

@@ -1,0 +1,500 @@
+//! The agent API and the hook endpoint, on real ports and a real control
+//! socket, with real git repositories and real containers.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+use support::{Options, TestYard};
+use yard_testkit::{ECHO_IMAGE, WEB_IMAGE};
+
+/// A repository with one commit.
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@example.com",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .arg("-C")
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    std::fs::write(dir.path().join("README.md"), "hello\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-qm", "first"]);
+    dir
+}
+
+async fn spawn(yard: &TestYard, body: Value) -> reqwest::Response {
+    yard.post_json("/api/agents", &body).send().await.unwrap()
+}
+
+/// Spawns one agent on `repo` and returns its id and credential.
+async fn one_agent(yard: &TestYard, repo: &Path, image: &str) -> (String, String) {
+    let response = spawn(
+        yard,
+        json!({"repo": repo.display().to_string(), "task": "wait", "image": image}),
+    )
+    .await;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    let agent = &body["agents"][0];
+    assert_eq!(agent["status"], "running", "{agent}");
+    let id = agent["id"].as_str().unwrap().to_owned();
+    let token = yard
+        .sweep
+        .agent_env(&id)
+        .await
+        .into_iter()
+        .find_map(|kv| kv.strip_prefix("YARD_AGENT_TOKEN=").map(str::to_owned))
+        .unwrap();
+    (id, token)
+}
+
+async fn assert_refused(response: reqwest::Response, status: u16, code: &str) -> String {
+    let actual = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (actual, body["code"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
+    body["error"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn bad_spawn_requests_are_refused_and_leave_nothing_behind() {
+    let yard = TestYard::start(Options::default()).await;
+    let repo = repo();
+    let path = repo.path().display().to_string();
+    let plain = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            json!({"repo": "/no/such/repo", "task": "x"}),
+            "does not exist",
+        ),
+        (
+            json!({"repo": plain.path().display().to_string(), "task": "x"}),
+            "not a git repository",
+        ),
+        (
+            json!({"repo": path, "task": "x", "count": 0}),
+            "between 1 and 8",
+        ),
+        (
+            json!({"repo": path, "task": "x", "count": 10000}),
+            "between 1 and 8",
+        ),
+        (json!({"repo": path, "task": "  "}), "task is empty"),
+        (
+            json!({"repo": path, "task": "x", "image": "agentyard-test/none:1"}),
+            "not on the engine",
+        ),
+        (
+            json!({"repo": path, "task": "x", "base": "no-such-branch"}),
+            "no-such-branch",
+        ),
+    ];
+    for (body, expected) in cases {
+        let message =
+            assert_refused(spawn(&yard, body.clone()).await, 400, "invalid_request").await;
+        assert!(message.contains(expected), "{body}: {message}");
+    }
+    let missing_task = spawn(&yard, json!({"repo": path})).await;
+    assert_refused(missing_task, 400, "invalid_json").await;
+
+    assert_eq!(yard.get_json("/api/agents").await["agents"], json!([]));
+    assert!(yard.sweep.resources().await.is_empty());
+    assert!(!yard.checkouts.exists());
+    let git_config = std::fs::read_to_string(repo.path().join(".git/config")).unwrap();
+    assert!(
+        !git_config.contains("preciousObjects"),
+        "the repository is untouched"
+    );
+}
+
+#[tokio::test]
+async fn hooks_answer_by_the_policy_over_tcp_and_the_socket_and_are_audited() {
+    let yard = TestYard::start(Options {
+        policy: Some(
+            r#"
+            [[rules]]
+            name = "no-rm"
+            tool = "Bash"
+            command = "rm -rf *"
+            decision = "deny"
+            reason = "Removing trees is not allowed here."
+
+            [[rules]]
+            name = "ask-push"
+            command = "git push*"
+            decision = "ask"
+            "#
+            .to_owned(),
+        ),
+        ..Options::default()
+    })
+    .await;
+    let repo = repo();
+    let (id, token) = one_agent(&yard, repo.path(), WEB_IMAGE).await;
+    let hook = |body: Value, token: Option<&str>| {
+        let mut request = yard.http.post(format!("{}/hook", yard.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    let pre = |command: &str| {
+        json!({"hook_event_name": "PreToolUse", "session_id": "s", "cwd": "/workspace",
+               "tool_name": "Bash", "tool_input": {"command": command}})
+    };
+
+    let denied: Value = hook(pre("rm -rf /workspace"), Some(&token))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        denied,
+        json!({"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+               "permissionDecisionReason": "Removing trees is not allowed here."}})
+    );
+    let allowed: Value = hook(pre("ls"), Some(&token))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(allowed["hookSpecificOutput"]["permissionDecision"], "allow");
+    let asked: Value = hook(pre("git push origin main"), Some(&token))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        asked["hookSpecificOutput"]["permissionDecision"], "deny",
+        "ask falls back to deny"
+    );
+    let stop: Value = hook(
+        json!({"hook_event_name": "Stop", "session_id": "s"}),
+        Some(&token),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(stop, json!({}));
+
+    // The same answer over the control socket.
+    let (status, body) = post_unix(&yard.socket, "/hook", &token, &pre("rm -rf /tmp")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["hookSpecificOutput"]["permissionDecision"],
+        "deny"
+    );
+    let (status, _) = post_unix(&yard.socket, "/api/agents", &token, &json!({})).await;
+    assert_eq!(status, 404, "nothing for people on the socket");
+
+    // Credentials: none, a person's, a made-up one.
+    assert_refused(hook(pre("ls"), None).await.unwrap(), 401, "unauthorized").await;
+    assert_refused(
+        hook(pre("ls"), Some(&yard.token)).await.unwrap(),
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert_refused(
+        hook(pre("ls"), Some("yard_agent_0000")).await.unwrap(),
+        401,
+        "unauthorized",
+    )
+    .await;
+    // The agent's credential opens nothing else.
+    let as_agent = yard
+        .http
+        .get(format!("{}/api/agents", yard.base))
+        .bearer_auth(&token);
+    assert_refused(as_agent.send().await.unwrap(), 401, "unauthorized").await;
+
+    // Bad input.
+    let malformed = yard
+        .http
+        .post(format!("{}/hook", yard.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"hook_event_name\": ");
+    assert_refused(malformed.send().await.unwrap(), 400, "invalid_json").await;
+    let unknown = hook(json!({"hook_event_name": "Lunch"}), Some(&token))
+        .await
+        .unwrap();
+    let message = assert_refused(unknown, 400, "unknown_event").await;
+    assert!(
+        message.contains("PreToolUse"),
+        "lists the known events: {message}"
+    );
+
+    let audit = yard.get_json(&format!("/api/agents/{id}/audit")).await;
+    let entries = audit["entries"].as_array().unwrap();
+    let summary: Vec<(&str, &str, bool)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["rule"].as_str().unwrap(),
+                e["decision"].as_str().unwrap(),
+                e["asked"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("no-rm", "deny", false),
+            ("default", "allow", false),
+            ("ask-push", "deny", true),
+            ("default", "allow", false),
+            ("no-rm", "deny", false),
+        ]
+    );
+    assert_eq!(entries[0]["subject"], "rm -rf /workspace");
+
+    // Stopping the agent retires its credential.
+    let stopped = yard
+        .http
+        .post(format!("{}/api/agents/{id}/stop", yard.base))
+        .bearer_auth(&yard.token);
+    assert_eq!(
+        stopped.send().await.unwrap().json::<Value>().await.unwrap()["status"],
+        "stopped"
+    );
+    assert_refused(
+        hook(pre("ls"), Some(&token)).await.unwrap(),
+        401,
+        "unauthorized",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_broken_policy_edit_keeps_the_old_policy_and_says_why() {
+    let yard = TestYard::start(Options {
+        policy: Some("[[rules]]\ncommand = \"rm *\"\ndecision = \"deny\"\n".to_owned()),
+        ..Options::default()
+    })
+    .await;
+    let repo = repo();
+    let (_, token) = one_agent(&yard, repo.path(), WEB_IMAGE).await;
+    let decide = |command: &'static str| {
+        let request = yard
+            .http
+            .post(format!("{}/hook", yard.base))
+            .bearer_auth(&token)
+            .json(&json!({"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": command}}));
+        async move {
+            let answer: Value = request.send().await.unwrap().json().await.unwrap();
+            answer["hookSpecificOutput"]["permissionDecision"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(decide("rm x").await, "deny");
+    let policy_file = yard.checkouts.parent().unwrap().join("policy.toml");
+
+    std::fs::write(
+        &policy_file,
+        "[[rules]]\ncommand = \"rm *\"\ndecision = \"sometimes\"\n",
+    )
+    .unwrap();
+    let status = wait_for_policy(&yard, |p| p["error"].is_string()).await;
+    assert!(
+        status["error"].as_str().unwrap().contains("sometimes"),
+        "{status}"
+    );
+    assert_eq!(
+        decide("rm x").await,
+        "deny",
+        "the old policy stays in force"
+    );
+
+    std::fs::write(
+        &policy_file,
+        "default = \"deny\"\n[[rules]]\ncommand = \"ls*\"\ndecision = \"allow\"\n",
+    )
+    .unwrap();
+    let status = wait_for_policy(&yard, |p| p["error"].is_null() && p["rules"] == 1).await;
+    assert_eq!(status["fromFile"], true);
+    assert_eq!(decide("ls -la").await, "allow");
+    assert_eq!(decide("cat x").await, "deny");
+}
+
+async fn wait_for_policy(yard: &TestYard, ready: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..100 {
+        let status = yard.get_json("/api/policy").await;
+        if ready(&status) {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the policy file change was not picked up: {}",
+        yard.get_json("/api/policy").await
+    );
+}
+
+#[tokio::test]
+async fn logs_and_attach_reach_the_agent_and_detaching_leaves_it_running() {
+    let yard = TestYard::start(Options::default()).await;
+    let repo = repo();
+    let (id, _) = one_agent(&yard, repo.path(), ECHO_IMAGE).await;
+
+    let mut url = reqwest::Url::parse(&format!("{}/api/agents/{id}/attach", yard.base)).unwrap();
+    url.set_scheme("ws").unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            url.as_str(),
+        )
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", yard.token).parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::Binary(
+            Bytes::from_static(b"hello agent\n"),
+        ))
+        .await
+        .unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut seen = Vec::new();
+        while let Some(Ok(message)) = socket.next().await {
+            seen.extend_from_slice(&message.into_data());
+            if String::from_utf8_lossy(&seen).contains("hello agent") {
+                return seen;
+            }
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    assert!(String::from_utf8_lossy(&echoed).contains("hello agent"));
+    socket.close(None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        yard.get_json(&format!("/api/agents/{id}")).await["status"],
+        "running",
+        "detaching leaves it running"
+    );
+
+    let logs = yard
+        .get(&format!("/api/agents/{id}/logs"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        logs.contains("ready") && logs.contains("hello agent"),
+        "{logs}"
+    );
+    let tail = yard
+        .get(&format!("/api/agents/{id}/logs?tail=1"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(tail.trim(), "hello agent");
+
+    assert_refused(
+        yard.get("/api/agents/ffffffff/logs").send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    assert_refused(
+        yard.get("/api/agents/not-an-id").send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+    let stopped = yard
+        .http
+        .post(format!("{}/api/agents/{id}/stop", yard.base))
+        .bearer_auth(&yard.token);
+    assert_eq!(stopped.send().await.unwrap().status(), 200);
+    assert_refused(
+        yard.get(&format!("/api/agents/{id}/logs"))
+            .send()
+            .await
+            .unwrap(),
+        410,
+        "gone",
+    )
+    .await;
+    let attach_stopped = yard.get(&format!("/api/agents/{id}/attach"));
+    assert_refused(
+        attach_stopped.send().await.unwrap(),
+        409,
+        "agent_not_running",
+    )
+    .await;
+    assert!(
+        yard.sweep
+            .resources()
+            .await
+            .iter()
+            .all(|r| r.starts_with("volume")),
+        "only the cache volume stays"
+    );
+}
+
+/// `POST path` over a Unix socket; returns the status and body.
+async fn post_unix(socket: &Path, path: &str, token: &str, body: &Value) -> (u16, Bytes) {
+    let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::post(path)
+        .header("host", "yard")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.into_body().collect().await.unwrap().to_bytes(),
+    )
+}

@@ -1,0 +1,221 @@
+//! The agent image for tests: Debian with git and cargo, and a scripted
+//! agent in place of a model.
+//!
+//! The base is a `debootstrap --variant=minbase` root file system imported
+//! as an image (about a minute, once per machine). The scripted agent is
+//! layered on top by committing a container, so changing the script does
+//! not mean bootstrapping again. Builds across test processes take turns
+//! through a lock file.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use bollard::Docker;
+use bollard::models::{ContainerConfig, ContainerCreateBody};
+use bollard::query_parameters::{
+    CommitContainerOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+};
+use futures::TryStreamExt;
+use tokio::sync::OnceCell;
+use tokio_util::io::ReaderStream;
+
+use crate::TEST_LABEL;
+
+/// Debian bookworm with git, cargo and a C toolchain for linking.
+const BASE_IMAGE: &str = "agentyard-test/agent-base:1";
+
+/// The scripted agent. It runs `$YARD_TASK` as a shell script in
+/// `/workspace`, where `bash_tool CMD` and `write_tool PATH TEXT` ask the
+/// yard first, through `yard hook`, and only act when allowed, as a real
+/// agent's client does.
+const SCRIPTED_AGENT: &str = r#"#!/bin/sh
+set -u
+cd /workspace
+session="scripted-$YARD_AGENT_ID"
+escape() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
+hook() {
+  printf '{"hook_event_name":"%s","session_id":"%s","cwd":"/workspace","tool_name":"%s","tool_input":%s}' \
+    "$1" "$session" "$2" "$3" | yard hook
+}
+allowed() {
+  case "$1" in
+    *'"permissionDecision":"allow"'*) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+bash_tool() {
+  input="{\"command\":\"$(escape "$1")\"}"
+  answer=$(hook PreToolUse Bash "$input")
+  if allowed "$answer"; then
+    sh -c "$1"
+    hook PostToolUse Bash "$input" >/dev/null
+  else
+    echo "denied: $1"
+  fi
+}
+write_tool() {
+  input="{\"file_path\":\"$(escape "/workspace/$1")\",\"content\":\"$(escape "$2")\"}"
+  answer=$(hook PreToolUse Write "$input")
+  if allowed "$answer"; then
+    printf '%s\n' "$2" > "$1"
+  else
+    echo "denied: write $1"
+  fi
+}
+hook SessionStart "" '{}' >/dev/null
+eval "$YARD_TASK"
+status=$?
+hook Stop "" '{}' >/dev/null
+exit $status
+"#;
+
+static BUILT: OnceCell<String> = OnceCell::const_new();
+
+/// The name of the test agent image, built if it is not on the engine.
+pub async fn ensure_agent_image() -> String {
+    BUILT
+        .get_or_init(|| async {
+            let lock =
+                std::fs::File::create(std::env::temp_dir().join("agentyard-test-images.lock"))
+                    .expect("the image lock file");
+            let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+                .await
+                .expect("the lock task")
+                .expect("locking the image lock file");
+            let docker = Docker::connect_with_defaults().expect("a Docker client");
+            if docker.inspect_image(BASE_IMAGE).await.is_err() {
+                build_base(&docker).await;
+            }
+            let digest = &format!("{:x}", fnv(SCRIPTED_AGENT.as_bytes()))[..8];
+            let image = format!("agentyard-test/agent:{digest}");
+            if docker.inspect_image(&image).await.is_err() {
+                layer_script(&docker, &image).await;
+            }
+            drop(lock);
+            image
+        })
+        .await
+        .clone()
+}
+
+/// A stable hash of the script, to name the image after what it does.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+async fn build_base(docker: &Docker) {
+    let mirror = std::env::var("YARD_TEST_DEBIAN_MIRROR")
+        .unwrap_or_else(|_| "http://deb.debian.org/debian".to_owned());
+    let root = tempfile::Builder::new()
+        .prefix("yard-agent-rootfs-")
+        .tempdir()
+        .expect("a temporary directory");
+    let rootfs = root.path().join("rootfs");
+    let status = Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            "--include=git,cargo,libc6-dev,ca-certificates",
+            "bookworm",
+        ])
+        .arg(&rootfs)
+        .arg(&mirror)
+        .stdout(Stdio::null())
+        .status()
+        .expect("debootstrap (apt-get install debootstrap; it runs as root)");
+    assert!(status.success(), "debootstrap failed");
+    for trimmed in [
+        "var/cache/apt/archives",
+        "var/lib/apt/lists",
+        "usr/share/doc",
+        "usr/share/man",
+        "usr/share/locale",
+    ] {
+        let _ = std::fs::remove_dir_all(rootfs.join(trimmed));
+    }
+    let mut tar = tokio::process::Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("tar");
+    let stdout = tar.stdout.take().expect("tar's output");
+    let (repo, tag) = BASE_IMAGE.split_once(':').expect("tagged");
+    let options = CreateImageOptionsBuilder::new()
+        .from_src("-")
+        .repo(repo)
+        .tag(tag)
+        .changes(vec![
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        ])
+        .build();
+    docker
+        .create_image(
+            Some(options),
+            Some(bollard::body_try_stream(ReaderStream::new(stdout))),
+            None,
+        )
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("importing the agent base image");
+    assert!(tar.wait().await.expect("tar").success(), "tar failed");
+}
+
+async fn layer_script(docker: &Docker, image: &str) {
+    let name = format!("agentyard-test-build-{}", uuid::Uuid::new_v4().simple());
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+            ContainerCreateBody {
+                image: Some(BASE_IMAGE.to_owned()),
+                // Never started; the engine still wants a command.
+                cmd: Some(vec!["/bin/true".to_owned()]),
+                labels: Some([(TEST_LABEL.to_owned(), "image-build".to_owned())].into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("a build container");
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(0o755);
+    header.set_size(SCRIPTED_AGENT.len() as u64);
+    archive
+        .append_data(
+            &mut header,
+            "usr/local/bin/scripted-agent",
+            SCRIPTED_AGENT.as_bytes(),
+        )
+        .expect("tar");
+    let mut bytes = archive.into_inner().expect("tar");
+    bytes.flush().expect("tar");
+    let uploaded = docker
+        .upload_to_container(
+            &name,
+            Some(UploadToContainerOptionsBuilder::new().path("/").build()),
+            bollard::body_full(bytes.into()),
+        )
+        .await;
+    let (repo, tag) = image.split_once(':').expect("tagged");
+    let committed = match uploaded {
+        Ok(()) => docker
+            .commit_container(
+                CommitContainerOptionsBuilder::new()
+                    .container(&name)
+                    .repo(repo)
+                    .tag(tag)
+                    .changes("CMD [\"/usr/local/bin/scripted-agent\"]")
+                    .build(),
+                ContainerConfig::default(),
+            )
+            .await
+            .map(drop),
+        Err(e) => Err(e),
+    };
+    let force = RemoveContainerOptionsBuilder::new().force(true).build();
+    let _ = docker.remove_container(&name, Some(force)).await;
+    committed.expect("committing the agent image");
+}
