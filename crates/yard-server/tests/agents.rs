@@ -64,10 +64,16 @@ async fn one_agent(yard: &TestYard, repo: &Path, image: &str) -> (String, String
     let agent = &body["agents"][0];
     assert_eq!(agent["status"], "running", "{agent}");
     let id = agent["id"].as_str().unwrap().to_owned();
-    let token = yard
-        .sweep
-        .agent_env(&id)
-        .await
+    let env = yard.sweep.agent_env(&id).await;
+    assert!(
+        env.iter().any(|kv| kv == "FROM_THE_YARD=yes"),
+        "the operator's agent env: {env:?}"
+    );
+    assert!(
+        env.iter().any(|kv| kv == "TEST_CACHE=/cache/test"),
+        "the cache's variable: {env:?}"
+    );
+    let token = env
         .into_iter()
         .find_map(|kv| kv.strip_prefix("YARD_AGENT_TOKEN=").map(str::to_owned))
         .unwrap();

@@ -104,6 +104,8 @@ pub struct OrchestratorConfig {
     /// agent can reach a 0660 socket.
     pub socket_group: Option<u32>,
     pub caches: Vec<CacheVolume>,
+    /// More environment for every agent (API keys, proxies).
+    pub agent_env: Vec<(String, String)>,
     /// Lend this binary to agents at `/usr/local/bin/yard`, for images that
     /// do not have `yard` for their hooks (it must suit the image's libc).
     pub lend_binary: Option<PathBuf>,
@@ -332,6 +334,7 @@ impl Orchestrator {
             ("GIT_COMMITTER_NAME".to_owned(), identity),
             ("GIT_COMMITTER_EMAIL".to_owned(), email),
         ];
+        env.extend(config.agent_env.iter().cloned());
         let objects = repo.objects_dir();
         let mut mounts = vec![
             AgentMount {

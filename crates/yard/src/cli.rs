@@ -256,6 +256,10 @@ pub(crate) struct ServeArgs {
     /// set to PATH [default: cargo, npm and pip caches].
     #[arg(long = "agent-cache", env = "YARD_AGENT_CACHES", value_delimiter = ',', value_parser = cache_volume)]
     pub(crate) agent_caches: Vec<CacheVolume>,
+    /// Environment for every agent, KEY=VALUE (for example the API key its
+    /// assistant needs).
+    #[arg(long = "agent-env", env = "YARD_AGENT_ENV", value_delimiter = ',', value_parser = key_value, hide_env_values = true)]
+    pub(crate) agent_env: Vec<(String, String)>,
     /// Mount this yard binary into agents at /usr/local/bin/yard, for agent
     /// images without `yard` (it must suit the image's C library).
     #[arg(long, env = "YARD_LEND_BINARY")]

@@ -144,6 +144,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             } else {
                 args.agent_caches.clone()
             },
+            agent_env: args.agent_env.clone(),
             lend_binary: if args.lend_binary {
                 Some(
                     std::env::current_exe()

@@ -456,3 +456,110 @@ async fn the_hook_fails_closed_when_the_yard_is_gone() {
     assert_eq!(malformed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&malformed.stderr).contains("not JSON"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_types_to_the_agent_and_ctrl_e_e_detaches() {
+    use std::io::{Read, Write};
+    let daemon = daemon(Vec::new()).await;
+    let source = repo(&[("README.md", "hello\n")]);
+    let ids = spawn(&daemon, source.path(), 1, "cat");
+    let mut attach = Command::new(YARD)
+        .args(["attach", &ids[0]])
+        .env("YARD_URL", daemon.url())
+        .env("YARD_DATA_DIR", daemon.data_dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = attach.stdin.take().unwrap();
+    let mut stdout = attach.stdout.take().unwrap();
+    // Read what the agent echoes on another thread, until it shows up.
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buffer = [0_u8; 1024];
+        while let Ok(n) = stdout.read(&mut buffer) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buffer[..n]);
+            if String::from_utf8_lossy(&seen).contains("hello agent") {
+                let _ = seen_tx.send(());
+            }
+        }
+    });
+    // The attach may take a moment: type until the echo comes back.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        stdin.write_all(b"hello agent\n").unwrap();
+        stdin.flush().unwrap();
+        if seen_rx.recv_timeout(Duration::from_millis(500)).is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no echo from the agent");
+    }
+    stdin.write_all(&[0x05, b'e']).unwrap();
+    stdin.flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = attach.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "ctrl-e, e did not detach");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    attach
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("detached; the agent keeps running"),
+        "{stderr}"
+    );
+    assert_eq!(agent(&daemon, &ids[0])["status"], "running");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_names_what_is_wrong_and_how_to_fix_it() {
+    let mut daemon = daemon(Vec::new()).await;
+    let healthy = daemon.cli(&["doctor"]);
+    let report = String::from_utf8_lossy(&healthy.stdout).into_owned();
+    assert_eq!(healthy.status.code(), Some(0), "{report}");
+    for line in [
+        "ok    engine: docker",
+        "ok    store: sqlite",
+        "ok    control socket:",
+        "ok    policy: built-in",
+        "ok    git version",
+    ] {
+        assert!(report.contains(line), "{line:?} in\n{report}");
+    }
+    assert!(
+        report.contains("warn  stack image: agentyard/stack:latest is not on the engine"),
+        "{report}"
+    );
+
+    std::fs::write(
+        daemon.data_dir().join("policy.toml"),
+        "default = \"perhaps\"\n",
+    )
+    .unwrap();
+    daemon.kill();
+    let broken = daemon.cli(&["doctor"]);
+    let report = String::from_utf8_lossy(&broken.stdout).into_owned();
+    assert_eq!(broken.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  policy:") && report.contains("perhaps"),
+        "{report}"
+    );
+    assert!(
+        report.contains("FAIL  control socket:") && report.contains("does not answer"),
+        "{report}"
+    );
+    assert!(report.contains("fix: "), "{report}");
+}

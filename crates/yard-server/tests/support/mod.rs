@@ -121,6 +121,7 @@ impl TestYard {
                     ))
                     .unwrap(),
                 ],
+                agent_env: vec![("FROM_THE_YARD".to_owned(), "yes".to_owned())],
                 lend_binary: None,
                 stop_grace: Duration::from_secs(1),
             },
