@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig, Mount,
-    MountType, NetworkCreateRequest, PortBinding, RestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
+    HostConfig, Mount, MountType, NetworkCreateRequest, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
@@ -148,6 +148,23 @@ impl DockerEngine {
             None => LABEL_STACK.to_owned(),
         });
         HashMap::from([("label", labels)])
+    }
+
+    /// Every container (running or not) matching `filters`.
+    async fn containers(
+        &self,
+        filters: &HashMap<&'static str, Vec<String>>,
+        operation: &'static str,
+    ) -> Result<Vec<ContainerSummary>, EngineError> {
+        self.docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::new()
+                    .all(true)
+                    .filters(filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|e| backend(operation, e))
     }
 
     async fn ensure_network(&self, stack: &StackName) -> Result<(), EngineError> {
@@ -440,15 +457,8 @@ impl Engine for DockerEngine {
         // Containers first: a network with endpoints or a volume in use
         // cannot be removed.
         let containers = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::new()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(|e| backend("listing the stack's containers", e))?;
+            .containers(&filters, "listing the stack's containers")
+            .await?;
         for container in containers {
             let id = container.id.unwrap_or_default();
             let force = RemoveContainerOptionsBuilder::new().force(true).build();
@@ -514,16 +524,7 @@ impl Engine for DockerEngine {
                 .map(|s| StackName::from_trusted(s.as_str()))
         };
         let mut found = Vec::new();
-        let containers = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::new()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(|e| backend("listing containers", e))?;
+        let containers = self.containers(&filters, "listing containers").await?;
         for c in containers {
             if let Some(stack) = stack_of(c.labels.as_ref()) {
                 let name = first_name(c.names.as_deref()).or(c.id).unwrap_or_default();

@@ -3,42 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::Command;
 
 use yard_git::{GitError, MergeOutcome, Repo};
-
-fn run(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Test",
-            "-c",
-            "user.email=test@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+use yard_testkit::{git as run, git_repo};
 
 /// A repository with one commit on `main`: README.md and shared.txt.
 fn source() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    run(dir.path(), &["init", "-q"]);
-    std::fs::write(dir.path().join("README.md"), "hello\n").unwrap();
-    std::fs::write(dir.path().join("shared.txt"), "one\n").unwrap();
-    run(dir.path(), &["add", "."]);
-    run(dir.path(), &["commit", "-qm", "first"]);
-    dir
+    git_repo(&[("README.md", "hello\n"), ("shared.txt", "one\n")])
 }
 
 fn commit_in(dir: &Path, file: &str, contents: &str, message: &str) {

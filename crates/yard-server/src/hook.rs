@@ -6,7 +6,7 @@
 //! only has to carry bytes between stdin, the control socket and stdout.
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::{Extension, Json};
@@ -15,6 +15,7 @@ use yard_api::{ApiError, ErrorCode, HookInput, hook_output};
 use yard_core::{Agent, HookEvent, HookFacts};
 
 use crate::AppState;
+use crate::auth::bearer;
 use crate::error::AppError;
 use crate::extract::JsonBody;
 
@@ -25,15 +26,8 @@ pub(crate) async fn require_agent(
     mut request: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
-    let agent = match token {
-        Some(token) => state.orchestrator.authenticate(&token).await?,
+    let agent = match bearer(request.headers()) {
+        Some(token) => state.orchestrator.authenticate(token).await?,
         None => None,
     };
     let agent = agent.ok_or_else(|| {

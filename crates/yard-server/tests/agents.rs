@@ -6,45 +6,18 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
-use support::{Options, TestYard};
+use support::{Options, TestYard, assert_error_response};
 use yard_testkit::{ECHO_IMAGE, WEB_IMAGE};
 
 /// A repository with one commit.
 fn repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args([
-                "-c",
-                "user.name=T",
-                "-c",
-                "user.email=t@example.com",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .arg("-C")
-            .arg(dir.path())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    git(&["init", "-q"]);
-    std::fs::write(dir.path().join("README.md"), "hello\n").unwrap();
-    git(&["add", "."]);
-    git(&["commit", "-qm", "first"]);
-    dir
+    yard_testkit::git_repo(&[("README.md", "hello\n")])
 }
 
 async fn spawn(yard: &TestYard, body: Value) -> reqwest::Response {
@@ -78,17 +51,6 @@ async fn one_agent(yard: &TestYard, repo: &Path, image: &str) -> (String, String
         .find_map(|kv| kv.strip_prefix("YARD_AGENT_TOKEN=").map(str::to_owned))
         .unwrap();
     (id, token)
-}
-
-async fn assert_refused(response: reqwest::Response, status: u16, code: &str) -> String {
-    let actual = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        (actual, body["code"].as_str()),
-        (status, Some(code)),
-        "{body}"
-    );
-    body["error"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -126,11 +88,11 @@ async fn bad_spawn_requests_are_refused_and_leave_nothing_behind() {
     ];
     for (body, expected) in cases {
         let message =
-            assert_refused(spawn(&yard, body.clone()).await, 400, "invalid_request").await;
+            assert_error_response(spawn(&yard, body.clone()).await, 400, "invalid_request").await;
         assert!(message.contains(expected), "{body}: {message}");
     }
     let missing_task = spawn(&yard, json!({"repo": path})).await;
-    assert_refused(missing_task, 400, "invalid_json").await;
+    assert_error_response(missing_task, 400, "invalid_json").await;
 
     assert_eq!(yard.get_json("/api/agents").await["agents"], json!([]));
     assert!(yard.sweep.resources().await.is_empty());
@@ -228,14 +190,14 @@ async fn hooks_answer_by_the_policy_over_tcp_and_the_socket_and_are_audited() {
     assert_eq!(status, 404, "nothing for people on the socket");
 
     // Credentials: none, a person's, a made-up one.
-    assert_refused(hook(pre("ls"), None).await.unwrap(), 401, "unauthorized").await;
-    assert_refused(
+    assert_error_response(hook(pre("ls"), None).await.unwrap(), 401, "unauthorized").await;
+    assert_error_response(
         hook(pre("ls"), Some(&yard.token)).await.unwrap(),
         401,
         "unauthorized",
     )
     .await;
-    assert_refused(
+    assert_error_response(
         hook(pre("ls"), Some("yard_agent_0000")).await.unwrap(),
         401,
         "unauthorized",
@@ -246,7 +208,7 @@ async fn hooks_answer_by_the_policy_over_tcp_and_the_socket_and_are_audited() {
         .http
         .get(format!("{}/api/agents", yard.base))
         .bearer_auth(&token);
-    assert_refused(as_agent.send().await.unwrap(), 401, "unauthorized").await;
+    assert_error_response(as_agent.send().await.unwrap(), 401, "unauthorized").await;
 
     // Bad input.
     let malformed = yard
@@ -255,11 +217,11 @@ async fn hooks_answer_by_the_policy_over_tcp_and_the_socket_and_are_audited() {
         .bearer_auth(&token)
         .header("content-type", "application/json")
         .body("{\"hook_event_name\": ");
-    assert_refused(malformed.send().await.unwrap(), 400, "invalid_json").await;
+    assert_error_response(malformed.send().await.unwrap(), 400, "invalid_json").await;
     let unknown = hook(json!({"hook_event_name": "Lunch"}), Some(&token))
         .await
         .unwrap();
-    let message = assert_refused(unknown, 400, "unknown_event").await;
+    let message = assert_error_response(unknown, 400, "unknown_event").await;
     assert!(
         message.contains("PreToolUse"),
         "lists the known events: {message}"
@@ -298,7 +260,7 @@ async fn hooks_answer_by_the_policy_over_tcp_and_the_socket_and_are_audited() {
         stopped.send().await.unwrap().json::<Value>().await.unwrap()["status"],
         "stopped"
     );
-    assert_refused(
+    assert_error_response(
         hook(pre("ls"), Some(&token)).await.unwrap(),
         401,
         "unauthorized",
@@ -440,13 +402,13 @@ async fn logs_and_attach_reach_the_agent_and_detaching_leaves_it_running() {
         .unwrap();
     assert_eq!(tail.trim(), "hello agent");
 
-    assert_refused(
+    assert_error_response(
         yard.get("/api/agents/ffffffff/logs").send().await.unwrap(),
         404,
         "not_found",
     )
     .await;
-    assert_refused(
+    assert_error_response(
         yard.get("/api/agents/not-an-id").send().await.unwrap(),
         404,
         "not_found",
@@ -457,7 +419,7 @@ async fn logs_and_attach_reach_the_agent_and_detaching_leaves_it_running() {
         .post(format!("{}/api/agents/{id}/stop", yard.base))
         .bearer_auth(&yard.token);
     assert_eq!(stopped.send().await.unwrap().status(), 200);
-    assert_refused(
+    assert_error_response(
         yard.get(&format!("/api/agents/{id}/logs"))
             .send()
             .await
@@ -467,7 +429,7 @@ async fn logs_and_attach_reach_the_agent_and_detaching_leaves_it_running() {
     )
     .await;
     let attach_stopped = yard.get(&format!("/api/agents/{id}/attach"));
-    assert_refused(
+    assert_error_response(
         attach_stopped.send().await.unwrap(),
         409,
         "agent_not_running",

@@ -8,26 +8,12 @@ mod support;
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use support::{Options, TestYard};
+use support::{Options, TestYard, assert_error_response};
 use yard_testkit::{CRASH_IMAGE, SLOW_IMAGE};
 
 /// Sends `request` and asserts the error answer's status and code.
 async fn assert_error(request: reqwest::RequestBuilder, status: u16, code: &str) -> String {
     assert_error_response(request.send().await.unwrap(), status, code).await
-}
-
-/// Asserts an error answer's status and code; returns its message.
-async fn assert_error_response(response: reqwest::Response, status: u16, code: &str) -> String {
-    let actual = response.status().as_u16();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(
-        (actual, body["code"].as_str()),
-        (status, Some(code)),
-        "{body}"
-    );
-    let message = body["error"].as_str().unwrap().to_owned();
-    assert!(message.len() > 10, "an error says why: {body}");
-    message
 }
 
 #[tokio::test]

@@ -11,12 +11,14 @@
 mod agent_image;
 mod daemon;
 mod docker;
+mod git;
 mod images;
 mod postgres;
 
 pub use agent_image::ensure_agent_image;
 pub use daemon::{Daemon, DaemonSetup};
 pub use docker::{DockerSweep, TEST_LABEL};
+pub use git::{git, git_repo};
 pub use images::{CRASH_IMAGE, ECHO_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images};
 pub use postgres::fresh_postgres_url;
 

@@ -52,7 +52,7 @@ async fn main() {
             ..DaemonSetup::default()
         },
     );
-    let repo = repo();
+    let repo = yard_testkit::git_repo(&[("README.md", "bench\n")]);
     let asked: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -103,33 +103,6 @@ async fn main() {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn repo() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .args([
-                "-c",
-                "user.name=B",
-                "-c",
-                "user.email=b@example.com",
-                "-c",
-                "init.defaultBranch=main",
-                "-C",
-            ])
-            .arg(dir.path())
-            .args(args)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    git(&["init", "-q"]);
-    std::fs::write(dir.path().join("README.md"), "bench\n").unwrap();
-    git(&["add", "."]);
-    git(&["commit", "-qm", "first"]);
-    dir
 }
 
 fn spawn_ids(daemon: &Daemon, repo: &Path, n: u32, task: &str) -> Vec<String> {

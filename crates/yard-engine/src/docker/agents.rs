@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -211,17 +211,9 @@ impl AgentRuntime for DockerEngine {
     }
 
     async fn agent_containers(&self) -> Result<Vec<AgentId>, EngineError> {
-        let filters = self.agent_filters();
         let containers = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::new()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await
-            .map_err(|e| backend("listing agent containers", e))?;
+            .containers(&self.agent_filters(), "listing agent containers")
+            .await?;
         Ok(containers
             .into_iter()
             .filter_map(|c| c.labels?.get(LABEL_AGENT).map(AgentId::from_trusted))

@@ -256,3 +256,22 @@ impl Drop for TestYard {
         self.server.abort();
     }
 }
+
+/// Asserts an error answer's status and code; returns its message, which
+/// must say something.
+pub(crate) async fn assert_error_response(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> String {
+    let actual = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        (actual, body["code"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
+    let message = body["error"].as_str().unwrap().to_owned();
+    assert!(message.len() > 10, "an error says why: {body}");
+    message
+}
