@@ -51,6 +51,9 @@ fn main() -> ExitCode {
             command => commands::run(command).await,
         }
     });
+    // A read of stdin (`yard attach`) may still wait in a blocking thread;
+    // it cannot be cancelled, and the command is done.
+    runtime.shutdown_background();
     match result {
         Ok(code) => code,
         Err(e) => {
