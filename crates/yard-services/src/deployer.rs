@@ -161,6 +161,23 @@ impl Deployer {
         Ok(deployment)
     }
 
+    /// The deployment `id`'s current state and each newer one until it
+    /// settles; `None` when there is no such deployment.
+    pub async fn follow(
+        &self,
+        id: &str,
+    ) -> Result<Option<impl futures::Stream<Item = Deployment> + Send + use<>>, DeployError> {
+        let events = self.inner.bus.subscribe();
+        let Some(current) = self.inner.store.deployment(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(crate::follow::follow(
+            current,
+            events,
+            self.inner.store.clone(),
+        )))
+    }
+
     /// Removes the stack named `raw` and everything it owns. Waits until
     /// the engine has removed it.
     pub async fn destroy(&self, raw: &str) -> Result<Deployment, DeployError> {

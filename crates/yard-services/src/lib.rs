@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bus;
 pub mod datadir;
 pub mod deployer;
+mod follow;
 pub mod hooks;
 mod locks;
 pub mod orchestrator;
