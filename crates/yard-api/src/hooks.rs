@@ -63,15 +63,24 @@ pub fn hook_output(event: HookEvent, decision: Decision, reason: &str) -> Option
                 },
             }
         })),
+        // The events whose answer can say "block" (Claude Code's own list).
         HookEvent::PostToolUse
-        | HookEvent::PostToolUseFailure
+        | HookEvent::PostToolBatch
         | HookEvent::UserPromptSubmit
+        | HookEvent::UserPromptExpansion
         | HookEvent::Stop
         | HookEvent::SubagentStop
+        | HookEvent::ConfigChange
+        | HookEvent::PreCompact
             if !allowed =>
         {
             Some(json!({ "decision": "block", "reason": reason }))
         }
+        HookEvent::Elicitation if !allowed => Some(json!({
+            "hookSpecificOutput": { "hookEventName": "Elicitation", "action": "decline" }
+        })),
+        // Everything else cannot be refused: no answer, so the client goes
+        // on as usual (the decision is still in the audit trail).
         _ => None,
     }
 }
