@@ -15,6 +15,7 @@ mod extract;
 mod health;
 mod hook;
 mod host;
+mod mcp;
 mod status;
 
 use std::future::Future;
@@ -46,6 +47,15 @@ pub struct Services {
     pub bus: EventBus,
 }
 
+/// How the HTTP side is guarded beyond tokens.
+#[derive(Debug, Clone, Default)]
+pub struct HttpSettings {
+    /// Browser origins that may call `/mcp` (a foreign one gets 403).
+    pub mcp_allowed_origins: Vec<String>,
+    /// `Host` values `/mcp` accepts on TCP, against DNS rebinding.
+    pub mcp_allowed_hosts: Vec<String>,
+}
+
 /// What every handler can reach; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -53,18 +63,20 @@ pub struct AppState {
     pub orchestrator: Orchestrator,
     pub gatekeeper: Gatekeeper,
     pub bus: EventBus,
+    pub settings: HttpSettings,
     /// Cancelled when the server stops, which ends every live stream.
     pub shutdown: CancellationToken,
     proxy: host::ProxyClient,
 }
 
 impl AppState {
-    pub fn new(services: Services, shutdown: CancellationToken) -> Self {
+    pub fn new(services: Services, settings: HttpSettings, shutdown: CancellationToken) -> Self {
         Self {
             deployer: services.deployer,
             orchestrator: services.orchestrator,
             gatekeeper: services.gatekeeper,
             bus: services.bus,
+            settings,
             shutdown,
             proxy: host::proxy_client(),
         }
@@ -193,7 +205,9 @@ pub fn app(state: AppState) -> Router {
         state.clone(),
         hook::require_agent,
     ));
-    let routes = with_fallbacks(public.merge(users).merge(agents)).with_state(state.clone());
+    let mcp = mcp::router(&state, Some(state.settings.mcp_allowed_hosts.clone()));
+    let routes =
+        with_fallbacks(public.merge(users).merge(agents).merge(mcp)).with_state(state.clone());
     // The host router wraps everything, so a stack's host never reaches
     // the yard's own routes.
     Router::new()
@@ -202,16 +216,18 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-/// The application for the control socket: only what agents need. The
-/// socket is reachable from every agent container, so nothing for people
-/// (and no stack routing) is served on it.
+/// The application for the control socket: only what agents need (hooks
+/// and MCP). The socket is reachable from every agent container, so nothing
+/// else for people (and no stack routing) is served on it.
 pub fn control_app(state: AppState) -> Router {
     let Routes { public, agents, .. } = routers();
     let agents = agents.route_layer(middleware::from_fn_with_state(
         state.clone(),
         hook::require_agent,
     ));
-    with_fallbacks(public.merge(agents))
+    // No browser reaches a Unix socket: no Host check there.
+    let mcp = mcp::router(&state, None);
+    with_fallbacks(public.merge(agents).merge(mcp))
         .with_state(state)
         .layer(TraceLayer::new_for_http())
 }

@@ -96,9 +96,25 @@ pub(crate) enum Command {
     /// The hook an agent's client runs: reads one hook event on stdin, asks
     /// the yard, prints the decision.
     Hook(HookArgs),
+    /// A stdio MCP server with the yard's tools (for `claude mcp add yard --
+    /// yard mcp`): a bridge to the daemon's /mcp.
+    Mcp(McpArgs),
     /// Check the engine, the socket, the store, the images and the policy,
     /// and say how to fix what is wrong.
     Doctor(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct McpArgs {
+    /// Reach the daemon through its control socket instead of --url (from
+    /// inside an agent, with the agent's credential).
+    #[arg(long, env = "YARD_SOCKET")]
+    pub(crate) socket: Option<PathBuf>,
+    /// The agent's credential, used with --socket.
+    #[arg(long, env = "YARD_AGENT_TOKEN", hide_env_values = true)]
+    pub(crate) agent_token: Option<String>,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,6 +276,21 @@ pub(crate) struct ServeArgs {
     /// assistant needs).
     #[arg(long = "agent-env", env = "YARD_AGENT_ENV", value_delimiter = ',', value_parser = key_value, hide_env_values = true)]
     pub(crate) agent_env: Vec<(String, String)>,
+    /// More browser origins allowed to call /mcp, besides the yard's own
+    /// (http://localhost:<port> and http://127.0.0.1:<port>).
+    #[arg(
+        long = "mcp-allowed-origin",
+        env = "YARD_MCP_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub(crate) mcp_allowed_origins: Vec<String>,
+    /// More Host values /mcp accepts on TCP, besides loopback names.
+    #[arg(
+        long = "mcp-allowed-host",
+        env = "YARD_MCP_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub(crate) mcp_allowed_hosts: Vec<String>,
     /// Mount this yard binary into agents at /usr/local/bin/yard, for agent
     /// images without `yard` (it must suit the image's C library).
     #[arg(long, env = "YARD_LEND_BINARY")]

@@ -18,7 +18,7 @@ use crate::cli::{ClientArgs, Command};
 /// Runs a client command.
 pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(_) | Command::Hook(_) | Command::Doctor(_) => {
+        Command::Serve(_) | Command::Hook(_) | Command::Mcp(_) | Command::Doctor(_) => {
             bail!("not a client command")
         }
         Command::Check { name, client } => check(&name, &client).await,
@@ -43,18 +43,22 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// A client for the daemon the arguments point at. The token is the one
-/// given, else the admin token in the data directory.
-pub(crate) fn connect(args: &ClientArgs) -> anyhow::Result<YardClient> {
-    let token = match &args.token {
-        Some(token) => Some(token.clone()),
+/// The token the arguments give, else the admin token in the data
+/// directory, if there is one.
+pub(crate) fn token(args: &ClientArgs) -> anyhow::Result<Option<String>> {
+    match &args.token {
+        Some(token) => Ok(Some(token.clone())),
         None => {
             let dir = DataDir::at(args.data_dir.clone().unwrap_or_else(DataDir::default_path));
             dir.read_admin_token()
-                .with_context(|| format!("cannot read {}", dir.admin_token_path().display()))?
+                .with_context(|| format!("cannot read {}", dir.admin_token_path().display()))
         }
-    };
-    Ok(YardClient::new(&args.url, token)?)
+    }
+}
+
+/// A client for the daemon the arguments point at.
+pub(crate) fn connect(args: &ClientArgs) -> anyhow::Result<YardClient> {
+    Ok(YardClient::new(&args.url, token(args)?)?)
 }
 
 /// Adds a hint to errors whose fix is not obvious from the API's message.

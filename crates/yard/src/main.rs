@@ -21,12 +21,31 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
 
+/// `yard mcp`: bridges stdio to the daemon's `/mcp`.
+async fn mcp(args: &cli::McpArgs) -> anyhow::Result<ExitCode> {
+    use yard_mcp::bridge::{Upstream, run};
+    let (upstream, token) = match &args.socket {
+        Some(socket) => (
+            Upstream::Socket(socket.display().to_string()),
+            args.agent_token
+                .clone()
+                .or_else(|| args.client.token.clone()),
+        ),
+        None => (
+            Upstream::Url(format!("{}/mcp", args.client.url.trim_end_matches('/'))),
+            commands::token(&args.client)?,
+        ),
+    };
+    run(upstream, token).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The daemon logs what it does; a client command only its problems.
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Hook(_) => "error",
+        Command::Hook(_) | Command::Mcp(_) => "error",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -47,6 +66,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Hook(args) => Ok(hook::run(&args).await),
+            Command::Mcp(args) => mcp(&args).await,
             Command::Doctor(args) => doctor::run(&args).await,
             command => commands::run(command).await,
         }

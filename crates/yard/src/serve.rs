@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use yard_core::{NamePolicy, StackAddressing};
 use yard_engine::{DockerConfig, DockerEngine};
-use yard_server::{AppState, Services};
+use yard_server::{AppState, HttpSettings, Services};
 use yard_services::auth::{AdminToken, ensure_admin_token};
 use yard_services::orchestrator::{CacheVolume, ControlAccess};
 use yard_services::{
@@ -182,6 +182,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             gatekeeper,
             bus,
         },
+        http_settings(&args, addr),
         stopping.clone(),
     );
     tokio::spawn({
@@ -228,6 +229,25 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     served?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The yard's own origins and loopback names, plus the operator's.
+fn http_settings(args: &ServeArgs, addr: std::net::SocketAddr) -> HttpSettings {
+    let port = addr.port();
+    let mut origins = vec![
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{port}"),
+    ];
+    origins.extend(args.mcp_allowed_origins.iter().cloned());
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(str::to_owned).into();
+    if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+        hosts.push(addr.ip().to_string());
+    }
+    hosts.extend(args.mcp_allowed_hosts.iter().cloned());
+    HttpSettings {
+        mcp_allowed_origins: origins,
+        mcp_allowed_hosts: hosts,
+    }
 }
 
 /// Binds the control socket (mode 0660). A stale socket file from a run

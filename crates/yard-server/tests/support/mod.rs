@@ -13,7 +13,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use yard_core::{NamePolicy, StackAddressing};
 use yard_engine::{DockerConfig, DockerEngine};
-use yard_server::{AppState, Services};
+use yard_server::{AppState, HttpSettings, Services};
 use yard_services::orchestrator::{CacheVolume, ControlAccess};
 use yard_services::{
     DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, Orchestrator, OrchestratorConfig,
@@ -135,6 +135,13 @@ impl TestYard {
                 orchestrator,
                 gatekeeper,
                 bus,
+            },
+            HttpSettings {
+                mcp_allowed_origins: vec![
+                    format!("http://127.0.0.1:{port}"),
+                    format!("http://localhost:{port}"),
+                ],
+                mcp_allowed_hosts: vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
             },
             shutdown.clone(),
         );

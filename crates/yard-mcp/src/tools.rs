@@ -1,0 +1,384 @@
+//! The yard's MCP tools. Their names and input shapes are part of the
+//! interface: people's assistant configs name them.
+//!
+//! Every tool runs in the daemon, on the same services the REST API uses.
+//! A tool that fails answers with an MCP tool error (`isError: true`) whose
+//! text a person can act on; so does a call with arguments that do not fit
+//! the tool's schema (the SDK's router sees to that). Agents (calling with their own credential) see and may
+//! call only the agent tools.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, RequestMetaObject,
+    ServerCapabilities, ServerConfig,
+};
+use rmcp::schemars::JsonSchema;
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use yard_api::{AgentList, AgentView, DeploymentList, DeploymentView, NameCheck, SpawnResult};
+use yard_core::{AgentId, DeploymentStatus};
+use yard_services::orchestrator::SpawnRequest;
+use yard_services::{Deployer, NameAvailability, Orchestrator};
+
+/// Who is calling, as the HTTP layer authenticated them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A person's API token.
+    User,
+    /// A running agent's own credential.
+    Agent(AgentId),
+}
+
+/// The tools agents may use with their own credential.
+const AGENT_TOOLS: [&str; 4] = ["spawn_agents", "list_agents", "agent_status", "stop_agent"];
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub(crate) struct NameInput {
+    /// The stack's name: 3 to 20 characters of a-z, 0-9 and '-', not
+    /// starting or ending with '-'. It is trimmed and lowercased first.
+    name: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(crate = "rmcp::schemars")]
+pub(crate) struct DeploymentInput {
+    /// The deployment's id, as deploy_stack or list_deployments returned it.
+    deployment_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub(crate) struct SpawnInput {
+    /// The source git repository: an absolute path on the yard's machine.
+    repo: String,
+    /// How many agents to start, each on its own branch (1 to the yard's limit).
+    count: u32,
+    /// What the agents should do, in plain words; each agent gets it as YARD_TASK.
+    task: String,
+    /// The container image the agents run; the yard's default when absent.
+    #[serde(default)]
+    image: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[schemars(crate = "rmcp::schemars")]
+pub(crate) struct AgentInput {
+    /// The agent's 8-character id, as spawn_agents or list_agents returned it.
+    id: String,
+}
+
+/// One reachability check for `test_api_connections`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConnectionCheck {
+    name: String,
+    ok: bool,
+    latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// The MCP server: one per session, sharing the daemon's services.
+#[derive(Debug, Clone)]
+pub struct YardTools {
+    deployer: Deployer,
+    orchestrator: Orchestrator,
+    tool_router: ToolRouter<Self>,
+}
+
+fn ok(value: &impl Serialize) -> CallToolResult {
+    CallToolResult::structured(serde_json::to_value(value).unwrap_or_default())
+}
+
+fn failed(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(message.into())])
+}
+
+/// The caller the HTTP layer put on the request; `None` when there is none
+/// (a transport that does not authenticate, which the yard never serves).
+fn caller(context: &RequestContext<RoleServer>) -> Option<Caller> {
+    context
+        .extensions
+        .get::<http::request::Parts>()?
+        .extensions
+        .get::<Caller>()
+        .cloned()
+}
+
+fn agent_id(raw: &str) -> Result<AgentId, CallToolResult> {
+    AgentId::parse(raw).ok_or_else(|| {
+        failed(format!(
+            "{raw:?} is not an agent id; agent ids are 8 characters of 0-9 and a-f, as list_agents shows them"
+        ))
+    })
+}
+
+#[tool_router]
+impl YardTools {
+    pub fn new(deployer: Deployer, orchestrator: Orchestrator) -> Self {
+        Self {
+            deployer,
+            orchestrator,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(
+        description = "Deploy a personal agent stack with the given name and wait until it is up. Reports progress (0-100, with the current step) when the call carries a progress token. Returns the deployment's final state, including the stack's URL. Fails with the reason when the name is invalid or taken, or when the deployment fails (it is then rolled back)."
+    )]
+    async fn deploy_stack(
+        &self,
+        Parameters(input): Parameters<NameInput>,
+        meta: RequestMetaObject,
+        peer: Peer<RoleServer>,
+    ) -> CallToolResult {
+        let deployment = match self.deployer.deploy(&input.name).await {
+            Ok(deployment) => deployment,
+            Err(e) => return failed(e.to_string()),
+        };
+        let states = match self.deployer.follow(deployment.id.as_str()).await {
+            Ok(Some(states)) => states,
+            Ok(None) => return failed("the deployment vanished; see list_deployments"),
+            Err(e) => return failed(format!("cannot follow the deployment: {e}")),
+        };
+        let token = meta.get_progress_token();
+        let mut states = std::pin::pin!(states);
+        let mut last = deployment;
+        while let Some(state) = states.next().await {
+            if let Some(token) = &token {
+                let progress =
+                    ProgressNotificationParam::new(token.clone(), f64::from(state.progress))
+                        .with_total(100.0)
+                        .with_message(state.current_step.clone());
+                let _ = peer.notify_progress(progress).await;
+            }
+            last = state;
+        }
+        let view = DeploymentView::from(&last);
+        match last.status {
+            DeploymentStatus::Completed => ok(&view),
+            _ => {
+                let reason = last
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| format!("it ended as {}", last.status));
+                CallToolResult::structured_error(json!({
+                    "error": format!("deploying {} failed: {reason}", last.name),
+                    "deployment": view,
+                }))
+            }
+        }
+    }
+
+    #[tool(
+        description = "The current state of one deployment: status (initializing, creating_project, creating_application, deploying, completed, failed, removing, removed), progress 0-100, current step, URL, and the reason if it failed."
+    )]
+    async fn check_deployment_status(
+        &self,
+        Parameters(input): Parameters<DeploymentInput>,
+    ) -> CallToolResult {
+        match self.deployer.store().deployment(&input.deployment_id).await {
+            Ok(Some(d)) => ok(&DeploymentView::from(&d)),
+            Ok(None) => failed(format!(
+                "there is no deployment with id {:?}; list_deployments shows them",
+                input.deployment_id
+            )),
+            Err(e) => failed(format!("the yard's store does not answer: {e}")),
+        }
+    }
+
+    #[tool(
+        description = "The 100 most recent deployments, newest first, with their status and URL."
+    )]
+    async fn list_deployments(&self) -> CallToolResult {
+        match self.deployer.store().deployments(100).await {
+            Ok(deployments) => ok(&DeploymentList {
+                deployments: deployments.iter().map(DeploymentView::from).collect(),
+            }),
+            Err(e) => failed(format!("the yard's store does not answer: {e}")),
+        }
+    }
+
+    #[tool(
+        description = "Whether a stack name can be deployed now: `valid` (it follows the naming rules), `available` (valid and not taken), and `error` saying why not."
+    )]
+    async fn check_name_availability(
+        &self,
+        Parameters(input): Parameters<NameInput>,
+    ) -> CallToolResult {
+        let check = match self.deployer.check_name(&input.name).await {
+            Ok(NameAvailability::Available(_)) => NameCheck {
+                available: true,
+                valid: true,
+                error: None,
+            },
+            Ok(NameAvailability::Taken(name)) => NameCheck {
+                available: false,
+                valid: true,
+                error: Some(format!(
+                    "the name {name:?} is already taken by another stack"
+                )),
+            },
+            Ok(NameAvailability::Invalid(e)) => NameCheck {
+                available: false,
+                valid: false,
+                error: Some(e.to_string()),
+            },
+            Err(e) => return failed(e.to_string()),
+        };
+        ok(&check)
+    }
+
+    #[tool(
+        description = "Checks that the yard's store and its container engine answer, and how long each took (milliseconds)."
+    )]
+    async fn test_api_connections(&self) -> CallToolResult {
+        let started = Instant::now();
+        let store = self.deployer.store().ping().await;
+        let store_time = started.elapsed();
+        let started = Instant::now();
+        let engine = self.deployer.engine().ping().await;
+        let engine_time = started.elapsed();
+        let check = |name: String, result: Result<(), String>, took: Duration| ConnectionCheck {
+            name,
+            ok: result.is_ok(),
+            latency_ms: took.as_secs_f64() * 1e3,
+            error: result.err(),
+        };
+        let checks = vec![
+            check(
+                format!(
+                    "store ({})",
+                    format!("{:?}", self.deployer.store().backend()).to_lowercase()
+                ),
+                store.map_err(|e| e.to_string()),
+                store_time,
+            ),
+            check(
+                format!("engine ({})", self.deployer.engine().backend()),
+                engine.map_err(|e| e.to_string()),
+                engine_time,
+            ),
+        ];
+        ok(&json!({ "checks": checks }))
+    }
+
+    #[tool(
+        description = "Puts `count` agents on a task in the git repository `repo` (a path on the yard's machine). Each agent runs in its own container with its own checkout on a new branch yard/<id> from HEAD. Returns the agents; one that could not start has status `failed` and a message."
+    )]
+    async fn spawn_agents(&self, Parameters(input): Parameters<SpawnInput>) -> CallToolResult {
+        let request = SpawnRequest {
+            repo: input.repo.into(),
+            count: input.count,
+            task: input.task,
+            image: input.image,
+            base: None,
+        };
+        match self.orchestrator.spawn(request).await {
+            Ok(agents) => ok(&SpawnResult {
+                agents: agents.iter().map(AgentView::from).collect(),
+            }),
+            Err(e) => failed(e.to_string()),
+        }
+    }
+
+    #[tool(
+        description = "Agents, newest first: id, status (starting, running, exited, failed, stopped, pruned), branch, task and exit code."
+    )]
+    async fn list_agents(&self) -> CallToolResult {
+        match self.orchestrator.agents(500).await {
+            Ok(agents) => ok(&AgentList {
+                agents: agents.iter().map(AgentView::from).collect(),
+            }),
+            Err(e) => failed(e.to_string()),
+        }
+    }
+
+    #[tool(
+        description = "One agent's state: status, branch, last commit, exit code, and why it failed or stopped."
+    )]
+    async fn agent_status(&self, Parameters(input): Parameters<AgentInput>) -> CallToolResult {
+        let id = match agent_id(&input.id) {
+            Ok(id) => id,
+            Err(result) => return result,
+        };
+        match self.orchestrator.agent(&id).await {
+            Ok(agent) => ok(&AgentView::from(&agent)),
+            Err(e) => failed(e.to_string()),
+        }
+    }
+
+    #[tool(
+        description = "Stops an agent and removes its container. Its branch and checkout stay for review. Returns the agent's new state."
+    )]
+    async fn stop_agent(&self, Parameters(input): Parameters<AgentInput>) -> CallToolResult {
+        let id = match agent_id(&input.id) {
+            Ok(id) => id,
+            Err(result) => return result,
+        };
+        match self.orchestrator.stop(&id).await {
+            Ok(agent) => ok(&AgentView::from(&agent)),
+            Err(e) => failed(e.to_string()),
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for YardTools {
+    fn get_info(&self) -> ServerConfig {
+        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
+        info.server_info = Implementation::new("agentyard", env!("CARGO_PKG_VERSION"));
+        info.instructions = Some(
+            "Tools of an agentyard: deploy personal agent stacks (deploy_stack, check_name_availability, check_deployment_status, list_deployments), check the yard (test_api_connections), and put coding agents on tasks (spawn_agents, list_agents, agent_status, stop_agent)."
+                .to_owned(),
+        );
+        info
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let mut tools = self.tool_router.list_all();
+        if caller(&context) != Some(Caller::User) {
+            tools.retain(|t| AGENT_TOOLS.contains(&t.name.as_ref()));
+        }
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.to_string();
+        match caller(&context) {
+            Some(Caller::User) => {}
+            Some(Caller::Agent(_)) if AGENT_TOOLS.contains(&name.as_str()) => {}
+            Some(Caller::Agent(_)) => {
+                return Ok(failed(format!(
+                    "{name} is not open to agents; agents may use {}",
+                    AGENT_TOOLS.join(", ")
+                ))
+                .into());
+            }
+            None => return Ok(failed("this call carries no credential the yard accepts").into()),
+        }
+        // Arguments that do not fit a tool's schema come back as a tool
+        // error from the router itself, which is what people can act on.
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
+    }
+}
