@@ -115,6 +115,52 @@ fn caller(context: &RequestContext<RoleServer>) -> Option<Caller> {
         .cloned()
 }
 
+/// `name: type, name?: type` for a tool's input schema.
+fn signature(tool: &rmcp::model::Tool) -> String {
+    let schema = &tool.input_schema;
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(|r| r.as_array())
+        .map(|r| r.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let Some(properties) = schema.get("properties").and_then(|p| p.as_object()) else {
+        return String::new();
+    };
+    properties
+        .iter()
+        .map(|(field, spec)| {
+            let kind = match spec.get("type") {
+                Some(serde_json::Value::String(kind)) => kind.clone(),
+                Some(serde_json::Value::Array(kinds)) => kinds
+                    .iter()
+                    .filter_map(|k| k.as_str())
+                    .filter(|k| *k != "null")
+                    .collect::<Vec<_>>()
+                    .join("|"),
+                _ => "any".to_owned(),
+            };
+            let optional = if required.contains(&field.as_str()) {
+                ""
+            } else {
+                "?"
+            };
+            format!("{field}{optional}: {kind}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The deserializer's complaint, when `result` is the router's answer to
+/// arguments that do not fit.
+fn argument_error(result: &CallToolResult) -> Option<String> {
+    let text = match result.content.first()? {
+        ContentBlock::Text(text) => text.text.as_str(),
+        _ => return None,
+    };
+    text.strip_prefix("failed to deserialize parameters: ")
+        .map(str::to_owned)
+}
+
 fn agent_id(raw: &str) -> Result<AgentId, CallToolResult> {
     AgentId::parse(raw).ok_or_else(|| {
         failed(format!(
@@ -154,8 +200,14 @@ impl YardTools {
         let token = meta.get_progress_token();
         let mut states = std::pin::pin!(states);
         let mut last = deployment;
+        let mut reported = None;
         while let Some(state) = states.next().await {
-            if let Some(token) = &token {
+            // Progress only ever rises in MCP; a failure keeps the value it
+            // reached, so it is not reported twice (the result says why).
+            if let Some(token) = &token
+                && reported.is_none_or(|r| state.progress > r)
+            {
+                reported = Some(state.progress);
                 let progress =
                     ProgressNotificationParam::new(token.clone(), f64::from(state.progress))
                         .with_total(100.0)
@@ -375,10 +427,26 @@ impl ServerHandler for YardTools {
             }
             None => return Ok(failed("this call carries no credential the yard accepts").into()),
         }
-        // Arguments that do not fit a tool's schema come back as a tool
-        // error from the router itself, which is what people can act on.
-        self.tool_router
+        let signature = self.tool_router.get(&name).map(signature);
+        let response = self
+            .tool_router
             .call(ToolCallContext::new(self, request, context))
-            .await
+            .await?;
+        // Arguments that do not fit the schema come back from the router as
+        // a tool error with serde's words only; name what the tool takes.
+        Ok(match (response, signature) {
+            (CallToolResponse::Complete(result), Some(signature))
+                if result.is_error == Some(true) =>
+            {
+                match argument_error(&result) {
+                    Some(detail) => failed(format!(
+                        "the arguments do not fit {name}({signature}): {detail}"
+                    ))
+                    .into(),
+                    None => result.into(),
+                }
+            }
+            (response, _) => response,
+        })
     }
 }

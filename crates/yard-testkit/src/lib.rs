@@ -13,6 +13,7 @@ mod daemon;
 mod docker;
 mod git;
 mod images;
+mod mcp;
 mod postgres;
 
 pub use agent_image::ensure_agent_image;
@@ -20,6 +21,7 @@ pub use daemon::{Daemon, DaemonSetup};
 pub use docker::{DockerSweep, TEST_LABEL};
 pub use git::{git, git_repo};
 pub use images::{CRASH_IMAGE, ECHO_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images};
+pub use mcp::{MCP_BASELINE_SERVER, mcp_python, run_mcp_plan};
 pub use postgres::fresh_postgres_url;
 
 /// An HTTP client for tests: no proxy, short timeouts, ring for TLS.

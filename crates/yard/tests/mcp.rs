@@ -1,0 +1,362 @@
+//! The yard's MCP tools, driven by a client this project did not write: the
+//! official Python SDK, over streamable HTTP (the newest protocol revision
+//! and 2025-11-25) and over stdio through `yard mcp`. Results are checked
+//! against the daemon's own REST API.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+use yard_testkit::{
+    Daemon, DaemonSetup, ECHO_IMAGE, WEB_IMAGE, ensure_stack_images, mcp_python, run_mcp_plan,
+};
+
+const YARD: &str = env!("CARGO_BIN_EXE_yard");
+
+const TOOLS: [&str; 9] = [
+    "agent_status",
+    "check_deployment_status",
+    "check_name_availability",
+    "deploy_stack",
+    "list_agents",
+    "list_deployments",
+    "spawn_agents",
+    "stop_agent",
+    "test_api_connections",
+];
+
+fn python() -> PathBuf {
+    mcp_python(env!("CARGO_TARGET_TMPDIR").as_ref())
+}
+
+async fn daemon() -> Daemon {
+    ensure_stack_images().await;
+    Daemon::start(
+        YARD.as_ref(),
+        DaemonSetup {
+            stack_image: Some(WEB_IMAGE.to_owned()),
+            env: vec![
+                ("YARD_AGENT_IMAGE".into(), ECHO_IMAGE.into()),
+                (
+                    "YARD_AGENT_CACHES".into(),
+                    format!(
+                        "agentyard-test-mcp-{}:/cache/t",
+                        uuid::Uuid::new_v4().simple()
+                    ),
+                ),
+            ],
+            ..DaemonSetup::default()
+        },
+    )
+}
+
+/// The three ways in, as the driver's `transport` and `mode`.
+fn transports(daemon: &Daemon) -> Vec<(&'static str, Value, &'static str)> {
+    let http = json!({"url": format!("{}/mcp", daemon.url()), "token": daemon.token()});
+    let stdio = json!({
+        "command": [YARD, "mcp"],
+        "env": {"YARD_URL": daemon.url(), "YARD_DATA_DIR": daemon.data_dir()},
+    });
+    vec![
+        ("http, newest revision", http.clone(), "auto"),
+        ("http, 2025-11-25", http, "legacy"),
+        ("stdio through yard mcp", stdio, "auto"),
+    ]
+}
+
+async fn api(daemon: &Daemon, path: &str) -> Value {
+    yard_testkit::http()
+        .get(format!("{}{path}", daemon.url()))
+        .bearer_auth(daemon.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn call(tool: &str, args: Value) -> Value {
+    json!({"op": "call", "tool": tool, "args": args})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_tool_answers_on_every_transport_as_the_api_does() {
+    let python = python();
+    let daemon = daemon().await;
+    let repo = yard_testkit::git_repo(&[("README.md", "hello\n")]);
+    for (round, (what, transport, mode)) in transports(&daemon).into_iter().enumerate() {
+        let name = format!("mcp{round}");
+        let plan = json!({"transport": transport, "mode": mode, "steps": [
+            {"op": "list_tools"},
+            call("check_name_availability", json!({"name": name})),
+            call("check_name_availability", json!({"name": "ab"})),
+            {"op": "call", "tool": "deploy_stack", "args": {"name": name}, "progress": true},
+            call("list_deployments", json!({})),
+            call("test_api_connections", json!({})),
+            call("spawn_agents", json!({"repo": repo.path(), "count": 1, "task": "wait"})),
+            call("list_agents", json!({})),
+            call("deploy_stack", json!({})),
+            call("deploy_stack", json!({"name": name})),
+            call("spawn_agents", json!({"repo": repo.path(), "count": "three", "task": "x"})),
+            call("spawn_agents", json!({"repo": "/no/such/repo", "count": 1, "task": "x"})),
+            call("agent_status", json!({"id": "nope"})),
+            call("check_deployment_status", json!({"deploymentId": "no-such-id"})),
+        ]});
+        let results = run_mcp_plan(&python, &plan);
+        assert_eq!(results.len(), 15, "{what}: {results:?}");
+        let expected_version = if mode == "legacy" {
+            "2025-11-25"
+        } else {
+            "2026-07-28"
+        };
+        assert_eq!(results[0]["protocolVersion"], expected_version, "{what}");
+
+        // tools/list: every tool, described, with a schema.
+        let tools = results[1]["tools"].as_array().unwrap();
+        let names: BTreeSet<&str> = tools.iter().map(|t| t["name"].as_str().unwrap()).collect();
+        assert_eq!(names, TOOLS.into_iter().collect(), "{what}");
+        for tool in tools {
+            assert!(
+                tool["description"].as_str().unwrap().len() > 40,
+                "{what}: {tool}"
+            );
+            assert_eq!(tool["inputSchema"]["type"], "object", "{what}: {tool}");
+        }
+
+        let free = &results[2];
+        assert_eq!(
+            free["structured"],
+            json!({"available": true, "valid": true}),
+            "{what}"
+        );
+        let refused = &results[3]["structured"];
+        assert_eq!(
+            (refused["valid"].as_bool(), refused["available"].as_bool()),
+            (Some(false), Some(false))
+        );
+        assert!(refused["error"].as_str().unwrap().contains("too short"));
+
+        // deploy_stack: progress that rises to 100, then the final state,
+        // the same as the API's record of it.
+        let deployed = &results[4];
+        assert_eq!(deployed["isError"], false, "{what}: {deployed}");
+        let progress: Vec<f64> = deployed["progress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["progress"].as_f64().unwrap())
+            .collect();
+        assert!(
+            progress.windows(2).all(|w| w[0] < w[1]),
+            "{what}: {progress:?}"
+        );
+        assert_eq!(progress.last(), Some(&100.0), "{what}");
+        assert!(deployed["progress"][0]["message"].is_string());
+        let deployment = &deployed["structured"];
+        assert_eq!(deployment["status"], "completed");
+        let id = deployment["id"].as_str().unwrap();
+        assert_eq!(
+            &api(&daemon, &format!("/api/deployments/{id}")).await,
+            deployment,
+            "{what}"
+        );
+
+        let listed = &results[5]["structured"]["deployments"];
+        assert!(
+            listed.as_array().unwrap().iter().any(|d| d["id"] == id),
+            "{what}"
+        );
+        let checks = results[6]["structured"]["checks"].as_array().unwrap();
+        assert_eq!(checks.len(), 2);
+        assert!(
+            checks
+                .iter()
+                .all(|c| c["ok"] == true && c["latencyMs"].as_f64().unwrap() >= 0.0),
+            "{checks:?}"
+        );
+
+        let agent = &results[7]["structured"]["agents"][0];
+        assert_eq!(agent["status"], "running", "{what}: {}", results[7]);
+        let agent_id = agent["id"].as_str().unwrap();
+        assert_eq!(
+            &api(&daemon, &format!("/api/agents/{agent_id}")).await,
+            agent
+        );
+        let agents = &results[8]["structured"]["agents"];
+        assert!(
+            agents
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["id"] == agent_id)
+        );
+
+        // Bad arguments and failures are tool errors a person can act on.
+        for (index, needle) in [
+            (9, "name"),
+            (10, "already taken"),
+            (11, "count"),
+            (12, "does not exist"),
+            (13, "not an agent id"),
+            (14, "no deployment"),
+        ] {
+            let result = &results[index];
+            assert_eq!(result["isError"], true, "{what} step {index}: {result}");
+            assert!(
+                result["text"].as_str().unwrap().contains(needle),
+                "{what} step {index}: {result}"
+            );
+        }
+
+        // agent_status and stop_agent, with the id just learnt.
+        let plan = json!({"transport": plan["transport"], "mode": mode, "steps": [
+            call("agent_status", json!({"id": agent_id})),
+            call("stop_agent", json!({"id": agent_id})),
+        ]});
+        let results = run_mcp_plan(&python, &plan);
+        assert_eq!(
+            results[1]["structured"]["status"], "running",
+            "{what}: {results:?}"
+        );
+        assert_eq!(
+            results[2]["structured"]["status"], "stopped",
+            "{what}: {results:?}"
+        );
+        assert_eq!(
+            api(&daemon, &format!("/api/agents/{agent_id}")).await["status"],
+            "stopped"
+        );
+        assert!(daemon.cli(&["destroy", &name]).status.success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn credentials_origins_and_hosts_are_checked() {
+    let python = python();
+    let daemon = daemon().await;
+    let url = format!("{}/mcp", daemon.url());
+
+    // A real client without a credential, or from a foreign page, gets nowhere.
+    for transport in [
+        json!({"url": url}),
+        json!({"url": url, "token": "yard_0000"}),
+        json!({"url": url, "token": daemon.token(), "origin": "https://evil.example"}),
+    ] {
+        let results = run_mcp_plan(
+            &python,
+            &json!({"transport": transport, "steps": [{"op": "list_tools"}]}),
+        );
+        assert_eq!(results[0]["op"], "connect", "{transport}: {results:?}");
+    }
+    // The same refusals on the wire.
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let post = |origin: Option<&str>, host: Option<&str>, token: Option<&str>| {
+        let mut request = yard_testkit::http()
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let token = daemon.token();
+    let own_origin = format!("http://127.0.0.1:{}", daemon.port());
+    assert_eq!(post(None, None, None).await, 401);
+    assert_eq!(
+        post(Some("https://evil.example"), None, Some(&token)).await,
+        403
+    );
+    assert_eq!(post(Some(&own_origin), None, Some(&token)).await, 200);
+    assert_eq!(
+        post(None, None, Some(&token)).await,
+        200,
+        "no Origin: not a browser"
+    );
+    let rebound = post(
+        None,
+        Some(&format!("evil.example:{}", daemon.port())),
+        Some(&token),
+    )
+    .await;
+    assert!(
+        rebound == 403 || rebound == 421,
+        "a foreign Host is refused: {rebound}"
+    );
+
+    // An agent, with its own credential over the control socket, sees and
+    // may call only the agent tools.
+    let repo = yard_testkit::git_repo(&[("README.md", "hello\n")]);
+    let spawned = daemon.cli(&[
+        "spawn",
+        "--repo",
+        &repo.path().display().to_string(),
+        "--task",
+        "wait",
+        "--json",
+    ]);
+    assert!(
+        spawned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&spawned.stderr)
+    );
+    let spawned: Value = serde_json::from_slice(&spawned.stdout).unwrap();
+    let agent_id = spawned["agents"][0]["id"].as_str().unwrap();
+    let agent_token = daemon
+        .sweep()
+        .agent_env(agent_id)
+        .await
+        .into_iter()
+        .find_map(|kv| kv.strip_prefix("YARD_AGENT_TOKEN=").map(str::to_owned))
+        .unwrap();
+    let socket = daemon.data_dir().join("control.sock");
+    let as_agent = json!({
+        "command": [YARD, "mcp", "--socket", socket],
+        "env": {"YARD_AGENT_TOKEN": agent_token},
+    });
+    let results = run_mcp_plan(
+        &python,
+        &json!({"transport": as_agent, "steps": [
+            {"op": "list_tools"},
+            call("agent_status", json!({"id": agent_id})),
+            call("deploy_stack", json!({"name": "sneaky"})),
+        ]}),
+    );
+    let names: BTreeSet<&str> = results[1]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["agent_status", "list_agents", "spawn_agents", "stop_agent"]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(results[2]["structured"]["id"], agent_id);
+    assert_eq!(results[3]["isError"], true);
+    assert!(
+        results[3]["text"]
+            .as_str()
+            .unwrap()
+            .contains("not open to agents"),
+        "{:?}",
+        results[3]
+    );
+    assert_eq!(
+        api(&daemon, "/api/stacks").await["stacks"],
+        json!([]),
+        "nothing was deployed"
+    );
+}
