@@ -6,6 +6,7 @@
 //! camelCase on the wire; the OpenAPI document is derived from these types.
 
 mod agents;
+mod auth;
 mod hooks;
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,10 @@ use yard_core::{Deployment, Timestamp};
 pub use agents::{
     AgentDiffView, AgentList, AgentView, AuditList, AuditView, CommitView, MergeView, PolicyView,
     PruneResult, SpawnRequest, SpawnResult,
+};
+pub use auth::{
+    CreateTokenRequest, CreatedToken, SessionView, SignInRequest, TokenList, TokenRoleView,
+    TokenView,
 };
 pub use hooks::{HookInput, hook_output};
 pub use yard_core::{AgentStatus, Decision, DeploymentStatus, HookEvent};
@@ -101,6 +106,9 @@ pub struct DeploymentView {
     pub message: Option<String>,
     pub url: String,
     pub image: String,
+    /// Who deployed it (a token's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -116,6 +124,7 @@ impl From<&Deployment> for DeploymentView {
             message: d.message.clone(),
             url: d.url.clone(),
             image: d.image.clone(),
+            owner: d.owner.clone(),
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),
         }
@@ -138,6 +147,9 @@ pub struct StackView {
     pub status: DeploymentStatus,
     pub deployment_id: String,
     pub image: String,
+    /// Who deployed it (a token's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     pub created_at: String,
 }
 
@@ -149,6 +161,7 @@ impl From<&Deployment> for StackView {
             status: d.status,
             deployment_id: d.id.to_string(),
             image: d.image.clone(),
+            owner: d.owner.clone(),
             created_at: rfc3339(d.created_at),
         }
     }
@@ -205,6 +218,13 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     PayloadTooLarge,
     Unauthorized,
+    /// Signed in, but not allowed: another person's stack, or an admin's task.
+    Forbidden,
+    /// A request made with the session cookie lacked the page's CSRF token
+    /// or came from another origin.
+    CsrfRejected,
+    /// An active token already has that name.
+    TokenNameTaken,
     NotFound,
     MethodNotAllowed,
     DeploymentInProgress,

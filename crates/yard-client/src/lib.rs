@@ -14,10 +14,10 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use yard_api::{
-    AgentDiffView, AgentList, AgentView, ApiError, AuditList, CompleteEvent, DeployAccepted,
-    DeployRequest, DeploymentList, DeploymentView, ErrorEvent, Health, MergeView, NameCheck,
-    PolicyView, ProgressEvent, PruneResult, SpawnRequest, SpawnResult, StackList, StackView,
-    events,
+    AgentDiffView, AgentList, AgentView, ApiError, AuditList, CompleteEvent, CreateTokenRequest,
+    CreatedToken, DeployAccepted, DeployRequest, DeploymentList, DeploymentView, ErrorEvent,
+    Health, MergeView, NameCheck, PolicyView, ProgressEvent, PruneResult, SpawnRequest,
+    SpawnResult, StackList, StackView, TokenList, TokenRoleView, TokenView, events,
 };
 
 /// A WebSocket to an agent's terminal.
@@ -191,6 +191,30 @@ impl YardClient {
     /// `DELETE /api/stacks/{name}`.
     pub async fn destroy(&self, name: &str) -> Result<StackView, ClientError> {
         self.send(self.request(Method::DELETE, &["api", "stacks", name]))
+            .await
+    }
+
+    /// `POST /api/tokens`.
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: Option<TokenRoleView>,
+    ) -> Result<CreatedToken, ClientError> {
+        let body = CreateTokenRequest {
+            name: name.to_owned(),
+            role,
+        };
+        self.post(&["api", "tokens"], &body).await
+    }
+
+    /// `GET /api/tokens`.
+    pub async fn tokens(&self) -> Result<TokenList, ClientError> {
+        self.get(&["api", "tokens"]).await
+    }
+
+    /// `DELETE /api/tokens/{token}`, by id or name.
+    pub async fn revoke_token(&self, key: &str) -> Result<TokenView, ClientError> {
+        self.send(self.request(Method::DELETE, &["api", "tokens", key]))
             .await
     }
 

@@ -212,6 +212,8 @@ pub struct Deployment {
     pub message: Option<String>,
     pub url: String,
     pub image: String,
+    /// The name of the token that asked for it: the stack's owner.
+    pub owner: Option<String>,
     /// Bumped on every change, so a watcher can tell which of two snapshots
     /// is newer and skip events it has already seen.
     pub seq: i64,
@@ -232,6 +234,7 @@ impl Deployment {
             message: None,
             url,
             image,
+            owner: None,
             seq: 1,
             created_at: now,
             updated_at: now,

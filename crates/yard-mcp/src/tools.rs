@@ -31,8 +31,8 @@ use yard_services::{Deployer, NameAvailability, Orchestrator};
 /// Who is calling, as the HTTP layer authenticated them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// A person's API token.
-    User,
+    /// A person's API token, by its name (who owns what it deploys).
+    User { name: String },
     /// A running agent's own credential.
     Agent(AgentId),
 }
@@ -187,8 +187,13 @@ impl YardTools {
         Parameters(input): Parameters<NameInput>,
         meta: RequestMetaObject,
         peer: Peer<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let deployment = match self.deployer.deploy(&input.name).await {
+        let owner = match caller(&context) {
+            Some(Caller::User { name }) => name,
+            _ => return failed("deploying a stack needs a person's token"),
+        };
+        let deployment = match self.deployer.deploy(&input.name, &owner).await {
             Ok(deployment) => deployment,
             Err(e) => return failed(e.to_string()),
         };
@@ -403,7 +408,7 @@ impl ServerHandler for YardTools {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let mut tools = self.tool_router.list_all();
-        if caller(&context) != Some(Caller::User) {
+        if !matches!(caller(&context), Some(Caller::User { .. })) {
             tools.retain(|t| AGENT_TOOLS.contains(&t.name.as_ref()));
         }
         Ok(ListToolsResult::with_all_items(tools))
@@ -416,7 +421,7 @@ impl ServerHandler for YardTools {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
         match caller(&context) {
-            Some(Caller::User) => {}
+            Some(Caller::User { .. }) => {}
             Some(Caller::Agent(_)) if AGENT_TOOLS.contains(&name.as_str()) => {}
             Some(Caller::Agent(_)) => {
                 return Ok(failed(format!(

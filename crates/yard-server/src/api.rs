@@ -3,9 +3,9 @@
 //! Handlers only translate: HTTP in, a deployer call, wire types out. The
 //! rules live in the deployer and the domain.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use yard_api::{
@@ -15,6 +15,7 @@ use yard_api::{
 use yard_services::NameAvailability;
 
 use crate::AppState;
+use crate::auth::Principal;
 use crate::error::AppError;
 use crate::extract::{JsonBody, PathArg, QueryArgs};
 
@@ -80,9 +81,10 @@ pub(crate) async fn check_name(
 )]
 pub(crate) async fn deploy(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     JsonBody(request): JsonBody<DeployRequest>,
 ) -> Result<(StatusCode, Json<DeployAccepted>), AppError> {
-    let deployment = state.deployer.deploy(&request.name).await?;
+    let deployment = state.deployer.deploy(&request.name, &caller.0.name).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(DeployAccepted {
@@ -173,7 +175,8 @@ pub(crate) async fn list_stacks(
 
 /// Remove a stack and everything it owns
 ///
-/// Waits until the container, network and data volume are gone.
+/// Waits until the container, network and data volume are gone. Only the
+/// stack's owner (the token that deployed it) or an admin may.
 #[utoipa::path(
     delete,
     path = "/api/stacks/{name}",
@@ -182,6 +185,7 @@ pub(crate) async fn list_stacks(
     responses(
         (status = 200, description = "Removed", body = StackView),
         (status = 401, description = "Missing or invalid token", body = ApiError),
+        (status = 403, description = "Another person's stack", body = ApiError),
         (status = 404, description = "No such stack", body = ApiError),
         (status = 409, description = "Still deploying", body = ApiError),
         (status = 503, description = "The container engine is not reachable", body = ApiError),
@@ -190,8 +194,9 @@ pub(crate) async fn list_stacks(
 )]
 pub(crate) async fn destroy_stack(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     PathArg(name): PathArg<String>,
 ) -> Result<Json<StackView>, AppError> {
-    let removed = state.deployer.destroy(&name).await?;
+    let removed = state.deployer.destroy(&name, &caller.0).await?;
     Ok(Json(StackView::from(&removed)))
 }

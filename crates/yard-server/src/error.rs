@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use yard_api::{ApiError, ErrorCode};
 use yard_engine::EngineError;
 use yard_git::GitError;
+use yard_services::auth::TokenError;
 use yard_services::{DeployError, OrchestratorError};
 
 /// An error answer.
@@ -88,6 +89,9 @@ impl From<DeployError> for AppError {
                 ErrorCode::DeploymentInProgress,
                 e.to_string(),
             ),
+            DeployError::NotOwner { .. } => {
+                Self::client(StatusCode::FORBIDDEN, ErrorCode::Forbidden, e.to_string())
+            }
             DeployError::Engine(e) => e.into(),
             DeployError::Store(_) | DeployError::Transition(_) => Self::internal(e),
         }
@@ -132,6 +136,22 @@ impl From<OrchestratorError> for AppError {
             OrchestratorError::Git(_)
             | OrchestratorError::Io { .. }
             | OrchestratorError::Store(_) => Self::internal(message),
+        }
+    }
+}
+
+impl From<TokenError> for AppError {
+    fn from(e: TokenError) -> Self {
+        let message = e.to_string();
+        match e {
+            TokenError::InvalidName(_) | TokenError::ReservedName | TokenError::AdminToken => {
+                Self::client(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
+            }
+            TokenError::NameTaken(_) => {
+                Self::client(StatusCode::CONFLICT, ErrorCode::TokenNameTaken, message)
+            }
+            TokenError::NoSuchToken(_) => Self::not_found(message),
+            TokenError::Store(e) => Self::internal(e),
         }
     }
 }

@@ -2,9 +2,12 @@
 //!
 //! It sits in front of every route, so `alice.localhost:3000/api/...` reaches
 //! alice's stack, never the yard's API. Requests are streamed both ways
-//! (bodies are not buffered). A stack that does not exist gets a small 404
-//! page, one that is not up a 503 page: a person in a browser sees what is
-//! wrong instead of a connection error.
+//! (bodies are not buffered), and upgrades (WebSocket, which web terminals
+//! such as ttyd need) are passed through: once the stack agrees to switch
+//! protocols, bytes are copied both ways until either side closes. A stack
+//! that does not exist gets a small 404 page, one that is not up a 503
+//! page: a person in a browser sees what is wrong instead of a connection
+//! error. With stack protection on, [`crate::stack_access`] decides first.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -13,11 +16,12 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use yard_engine::Endpoint;
 use yard_services::Route;
 
 use crate::AppState;
+use crate::stack_access;
 
 /// The HTTP client the router forwards with; pooled and shared.
 pub(crate) type ProxyClient = Client<HttpConnector, Body>;
@@ -41,7 +45,15 @@ pub(crate) async fn route_by_host(
     else {
         return next.run(request).await;
     };
-    let label = label.to_owned();
+    let label = label.to_lowercase();
+    let request = if state.settings.protect_stacks {
+        match stack_access::admit(&state, &label, request).await {
+            Ok(request) => request,
+            Err(refusal) => return refusal,
+        }
+    } else {
+        request
+    };
     match state.deployer.route(&label).await {
         Ok(Route::Ready(endpoint)) => proxy(&state, &label, &endpoint, request).await,
         Ok(Route::Unknown) => page(
@@ -65,6 +77,19 @@ pub(crate) async fn route_by_host(
     }
 }
 
+/// The protocol a request asks to switch to (`Upgrade: websocket`), when it
+/// really asks: `Connection` must name `upgrade` too.
+fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
 async fn proxy(
     state: &AppState,
     label: &str,
@@ -80,9 +105,15 @@ async fn proxy(
         );
     };
     let original_host = request.headers().get(header::HOST).cloned();
+    let upgrade = requested_upgrade(request.headers());
+    let client_side = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
     strip_hop_by_hop(headers);
+    if let Some(protocol) = &upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, protocol.clone());
+    }
     if let Some(host) = original_host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
     }
@@ -91,7 +122,12 @@ async fn proxy(
         HeaderValue::from_static("http"),
     );
     match state.proxy.request(request).await {
-        Ok(response) => {
+        Ok(mut response) => {
+            if let Some(client_side) = client_side
+                && response.status() == StatusCode::SWITCHING_PROTOCOLS
+            {
+                return switch_protocols(state, label, client_side, &mut response);
+            }
             let mut response = response.map(Body::new);
             strip_hop_by_hop(response.headers_mut());
             response
@@ -108,6 +144,51 @@ async fn proxy(
             )
         }
     }
+}
+
+/// The stack agreed to switch protocols: answer the client's 101 the same
+/// way and join the two connections once both have switched.
+fn switch_protocols(
+    state: &AppState,
+    label: &str,
+    client_side: hyper::upgrade::OnUpgrade,
+    upstream: &mut hyper::Response<hyper::body::Incoming>,
+) -> Response {
+    let stack_side = hyper::upgrade::on(&mut *upstream);
+    let protocol = upstream.headers().get(header::UPGRADE).cloned();
+    let mut headers = upstream.headers().clone();
+    strip_hop_by_hop(&mut headers);
+    let stopping = state.shutdown.clone();
+    let label = label.to_owned();
+    tokio::spawn(async move {
+        let (client, stack) = tokio::join!(client_side, stack_side);
+        let (client, stack) = match (client, stack) {
+            (Ok(client), Ok(stack)) => (client, stack),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(stack = %label, error = %e, "an upgraded connection did not switch");
+                return;
+            }
+        };
+        let (mut client, mut stack) = (TokioIo::new(client), TokioIo::new(stack));
+        tokio::select! {
+            copied = tokio::io::copy_bidirectional(&mut client, &mut stack) => {
+                if let Err(e) = copied {
+                    tracing::debug!(stack = %label, error = %e, "upgraded connection ended");
+                }
+            }
+            () = stopping.cancelled() => {}
+        }
+    });
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    *response.headers_mut() = headers;
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Some(protocol) = protocol {
+        response.headers_mut().insert(header::UPGRADE, protocol);
+    }
+    response
 }
 
 /// Headers that describe one connection, not the message, and so must not
@@ -138,13 +219,30 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// A small HTML page for people who reach a stack address in a browser.
-fn page(status: StatusCode, title: &str, message: &str) -> Response {
+pub(crate) fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    page_with_link(status, title, message, None)
+}
+
+/// [`page`] with a link to follow, `(text, href)`.
+pub(crate) fn page_with_link(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    link: Option<(&str, &str)>,
+) -> Response {
+    let link = link.map_or_else(String::new, |(text, href)| {
+        format!(
+            "<p><a href=\"{}\">{}</a></p>",
+            escape_html(href),
+            escape_html(text)
+        )
+    });
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{title} · agentyard</title></head>\
          <body style=\"font-family: system-ui, sans-serif; max-width: 36rem; margin: 4rem auto; padding: 0 1rem\">\
-         <h1>{title}</h1><p>{message}</p></body></html>",
+         <h1>{title}</h1><p>{message}</p>{link}</body></html>",
         title = escape_html(title),
         message = escape_html(message),
     );

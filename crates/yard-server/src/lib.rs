@@ -16,7 +16,10 @@ mod health;
 mod hook;
 mod host;
 mod mcp;
+mod session;
+mod stack_access;
 mod status;
+mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,12 +51,18 @@ pub struct Services {
 }
 
 /// How the HTTP side is guarded beyond tokens.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// Browser origins that may call `/mcp` (a foreign one gets 403).
     pub mcp_allowed_origins: Vec<String>,
     /// `Host` values `/mcp` accepts on TCP, against DNS rebinding.
     pub mcp_allowed_hosts: Vec<String>,
+    /// Stack addresses answer only their owner (or an admin), by token or
+    /// by a session handed over from the portal.
+    pub protect_stacks: bool,
+    /// Where people reach the portal, e.g. `http://localhost:3000`; the
+    /// pages of protected stacks link back to it.
+    pub portal_url: String,
 }
 
 /// What every handler can reach; cheap to clone.
@@ -96,6 +105,8 @@ impl AppState {
         (name = "deployments", description = "Deployment records and live progress"),
         (name = "agents", description = "Agents in containers: spawn, follow, review, merge"),
         (name = "hooks", description = "Hook decisions for agents, with an agent's credential"),
+        (name = "session", description = "The web page's sign-in with a token, as an HttpOnly session cookie; changes made with the cookie need the X-CSRF-Token header"),
+        (name = "tokens", description = "Tokens for people, made and revoked by an admin"),
         (name = "health", description = "Liveness, without a token"),
     )
 )]
@@ -152,6 +163,7 @@ fn routers() -> Routes {
         .routes(routes!(api::get_deployment))
         .routes(routes!(api::list_stacks))
         .routes(routes!(api::destroy_stack))
+        .routes(routes!(stack_access::open))
         .routes(routes!(status::watch))
         .routes(routes!(agents::spawn, agents::list))
         .routes(routes!(agents::prune))
@@ -163,9 +175,16 @@ fn routers() -> Routes {
         .routes(routes!(agents::merge))
         .routes(routes!(agents::audit))
         .routes(routes!(agents::policy))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
         .split_for_parts();
     let (public, public_doc) = OpenApiRouter::new()
         .routes(routes!(health::health))
+        .routes(routes!(
+            session::sign_in,
+            session::current,
+            session::sign_out
+        ))
         .split_for_parts();
     let (agents, agents_doc) = OpenApiRouter::new()
         .routes(routes!(hook::hook))

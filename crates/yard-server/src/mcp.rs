@@ -47,7 +47,7 @@ async fn identify(
             .map(|agent| Caller::Agent(agent.id)),
         Some(token) => authenticate(state.deployer.store(), token)
             .await?
-            .map(|_| Caller::User),
+            .map(|token| Caller::User { name: token.name }),
         None => None,
     };
     let caller = caller.ok_or_else(|| {

@@ -357,6 +357,13 @@ async fn the_openapi_document_covers_every_route() {
         ("/api/deployments/{deploymentId}", "get"),
         ("/api/stacks", "get"),
         ("/api/stacks/{name}", "delete"),
+        ("/api/stacks/{name}/open", "get"),
+        ("/api/session", "post"),
+        ("/api/session", "get"),
+        ("/api/session", "delete"),
+        ("/api/tokens", "get"),
+        ("/api/tokens", "post"),
+        ("/api/tokens/{token}", "delete"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),

@@ -1,7 +1,9 @@
 //! API tokens: made here, shown once, stored only as SHA-256 hashes.
 //!
 //! Tokens are 256 random bits, so a fast hash is enough: there is nothing to
-//! guess, and a lookup by hash costs one indexed query.
+//! guess, and a lookup by hash costs one indexed query. A token's name says
+//! whose it is; the stacks a token deploys are owned by that name, so a
+//! person whose token is reissued under the same name keeps their stacks.
 
 use sha2::{Digest, Sha256};
 use yard_store::{Store, StoreError, TokenRecord, TokenRole};
@@ -12,7 +14,10 @@ use crate::{DataDir, now};
 pub const TOKEN_PREFIX: &str = "yard_";
 
 /// The name of the token made on first start.
-const ADMIN_TOKEN_NAME: &str = "admin";
+pub const ADMIN_TOKEN_NAME: &str = "admin";
+
+/// Longest token name.
+const MAX_TOKEN_NAME: usize = 64;
 
 /// A new random token.
 pub fn generate_token() -> String {
@@ -54,7 +59,7 @@ pub async fn ensure_admin_token(store: &Store, dir: &DataDir) -> Result<AdminTok
         return Ok(AdminToken::Existing(dir.admin_token_path()));
     }
     let now = now();
-    store.revoke_tokens_named(ADMIN_TOKEN_NAME, now).await?;
+    store.revoke_token_named(ADMIN_TOKEN_NAME, now).await?;
     let token = generate_token();
     let record = TokenRecord {
         id: uuid::Uuid::now_v7().to_string(),
@@ -73,6 +78,94 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Option<TokenReco
         return Ok(None);
     }
     store.active_token(&hash_token(token)).await
+}
+
+/// Whether `token` may manage what `owner` owns: its own things, or
+/// anything for an admin. Things without a recorded owner are the admin's.
+pub fn may_manage(token: &TokenRecord, owner: Option<&str>) -> bool {
+    token.role == TokenRole::Admin || owner == Some(token.name.as_str())
+}
+
+/// Why a token could not be made or revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(
+        "a token name is 1 to {MAX_TOKEN_NAME} letters, digits, '.', '_', '-' or '@'; {0:?} is not"
+    )]
+    InvalidName(String),
+    #[error("{ADMIN_TOKEN_NAME:?} is the yard's own token; pick another name")]
+    ReservedName,
+    #[error("an active token is already named {0:?}; revoke it first or pick another name")]
+    NameTaken(String),
+    #[error("there is no active token with id or name {0:?}")]
+    NoSuchToken(String),
+    #[error(
+        "the admin token cannot be revoked through the API; delete the data directory's admin-token file and restart the daemon to replace it"
+    )]
+    AdminToken,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A token just made: the secret is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub record: TokenRecord,
+    pub secret: String,
+}
+
+/// Makes a token for `name` with `role`.
+pub async fn create_token(
+    store: &Store,
+    name: &str,
+    role: TokenRole,
+) -> Result<IssuedToken, TokenError> {
+    let name = name.trim();
+    let valid = (1..=MAX_TOKEN_NAME).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if !valid {
+        return Err(TokenError::InvalidName(name.to_owned()));
+    }
+    if name.eq_ignore_ascii_case(ADMIN_TOKEN_NAME) {
+        return Err(TokenError::ReservedName);
+    }
+    let secret = generate_token();
+    let record = TokenRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: name.to_owned(),
+        role,
+        created_at: now(),
+        revoked_at: None,
+    };
+    match store.insert_token(&record, &hash_token(&secret)).await {
+        Ok(()) => {}
+        Err(StoreError::TokenNameTaken(name)) => return Err(TokenError::NameTaken(name)),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(token = %record.name, id = %record.id, role = record.role.as_str(), "token created");
+    Ok(IssuedToken { record, secret })
+}
+
+/// Revokes the active token whose id or name is `key`, and ends its
+/// sessions at once.
+pub async fn revoke_token(store: &Store, key: &str) -> Result<TokenRecord, TokenError> {
+    let key = key.trim();
+    let mut token = store
+        .active_token_by_key(key)
+        .await?
+        .ok_or_else(|| TokenError::NoSuchToken(key.to_owned()))?;
+    if token.name == ADMIN_TOKEN_NAME {
+        return Err(TokenError::AdminToken);
+    }
+    let at = now();
+    if !store.revoke_token(&token.id, at).await? {
+        return Err(TokenError::NoSuchToken(key.to_owned()));
+    }
+    token.revoked_at = Some(at);
+    tracing::info!(token = %token.name, id = %token.id, "token revoked");
+    Ok(token)
 }
 
 #[cfg(test)]
@@ -119,5 +212,44 @@ mod tests {
         );
         assert!(authenticate(&store, &second).await.unwrap().is_some());
         assert!(authenticate(&store, "not-a-token").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn tokens_are_made_and_revoked_by_name_with_reasons() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path()).unwrap();
+        let store = Store::open(&Store::sqlite_url(tmp.path())).await.unwrap();
+        ensure_admin_token(&store, &dir).await.unwrap();
+
+        let alice = create_token(&store, " alice ", TokenRole::User)
+            .await
+            .unwrap();
+        assert_eq!(alice.record.name, "alice");
+        let found = authenticate(&store, &alice.secret).await.unwrap().unwrap();
+        assert_eq!(found, alice.record);
+        assert!(may_manage(&found, Some("alice")));
+        assert!(!may_manage(&found, Some("bob")) && !may_manage(&found, None));
+
+        for (name, want) in [
+            ("", "not"),
+            ("a b", "not"),
+            ("Admin", "yard's own"),
+            ("alice", "already named"),
+        ] {
+            let e = create_token(&store, name, TokenRole::User)
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains(want), "{name:?}: {e}");
+        }
+        assert!(matches!(
+            revoke_token(&store, "admin").await,
+            Err(TokenError::AdminToken)
+        ));
+        revoke_token(&store, "alice").await.unwrap();
+        assert!(authenticate(&store, &alice.secret).await.unwrap().is_none());
+        assert!(matches!(
+            revoke_token(&store, &alice.record.id).await,
+            Err(TokenError::NoSuchToken(_))
+        ));
     }
 }

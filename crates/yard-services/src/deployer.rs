@@ -20,8 +20,9 @@ use yard_core::{
     TransitionError,
 };
 use yard_engine::{Endpoint, Engine, EngineError, StackResource, StackSpec};
-use yard_store::{Store, StoreError};
+use yard_store::{Store, StoreError, TokenRecord};
 
+use crate::auth::may_manage;
 use crate::locks::NameLocks;
 use crate::{EventBus, YardEvent, now};
 
@@ -51,6 +52,8 @@ pub enum DeployError {
     NoSuchStack(String),
     #[error("stack {0:?} is still deploying; wait until it has completed or failed")]
     InProgress(String),
+    #[error("stack {name:?} belongs to {owner}; only its owner or an admin may remove it")]
+    NotOwner { name: String, owner: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -144,12 +147,14 @@ impl Deployer {
         })
     }
 
-    /// Records a deployment of `raw` and starts running it. Returns at once;
-    /// progress arrives on the bus.
-    pub async fn deploy(&self, raw: &str) -> Result<Deployment, DeployError> {
+    /// Records a deployment of `raw`, owned by `owner` (a token's name), and
+    /// starts running it. Returns at once; progress arrives on the bus.
+    pub async fn deploy(&self, raw: &str, owner: &str) -> Result<Deployment, DeployError> {
         let name = self.inner.config.names.parse(raw)?;
         let url = self.inner.config.addressing.url_for(&name);
-        let deployment = Deployment::new(name, url, self.inner.config.stack_image.clone(), now());
+        let mut deployment =
+            Deployment::new(name, url, self.inner.config.stack_image.clone(), now());
+        deployment.owner = Some(owner.to_owned());
         match self.inner.store.insert_deployment(&deployment).await {
             Ok(()) => {}
             Err(StoreError::NameTaken(name)) => return Err(DeployError::NameTaken(name)),
@@ -178,9 +183,9 @@ impl Deployer {
         )))
     }
 
-    /// Removes the stack named `raw` and everything it owns. Waits until
-    /// the engine has removed it.
-    pub async fn destroy(&self, raw: &str) -> Result<Deployment, DeployError> {
+    /// Removes the stack named `raw` and everything it owns, when `by` may
+    /// manage it. Waits until the engine has removed it.
+    pub async fn destroy(&self, raw: &str, by: &TokenRecord) -> Result<Deployment, DeployError> {
         let name = StackName::from_trusted(raw.trim().to_lowercase());
         let missing = || DeployError::NoSuchStack(name.to_string());
         // Refuse at once rather than queue behind a running deployment.
@@ -190,6 +195,12 @@ impl Deployer {
             .live_deployment(&name)
             .await?
             .ok_or_else(missing)?;
+        if !may_manage(by, current.owner.as_deref()) {
+            return Err(DeployError::NotOwner {
+                name: name.to_string(),
+                owner: current.owner.unwrap_or_else(|| "the admin".to_owned()),
+            });
+        }
         if current.status.is_in_progress() {
             return Err(DeployError::InProgress(name.to_string()));
         }

@@ -13,6 +13,7 @@ mod follow;
 pub mod hooks;
 mod locks;
 pub mod orchestrator;
+pub mod sessions;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -7,8 +7,7 @@ use yard_core::{Deployment, DeploymentId, DeploymentStatus, StackName, Timestamp
 
 use crate::{Store, StoreError};
 
-const COLUMNS: &str =
-    "id, name, status, progress, current_step, message, url, image, seq, created_at, updated_at";
+const COLUMNS: &str = "id, name, status, progress, current_step, message, url, image, owner, seq, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct DeploymentRow {
@@ -20,6 +19,7 @@ struct DeploymentRow {
     message: Option<String>,
     url: String,
     image: String,
+    owner: Option<String>,
     seq: i64,
     created_at: i64,
     updated_at: i64,
@@ -45,6 +45,7 @@ impl TryFrom<DeploymentRow> for Deployment {
             message: row.message,
             url: row.url,
             image: row.image,
+            owner: row.owner,
             seq: row.seq,
             created_at: Timestamp(row.created_at),
             updated_at: Timestamp(row.updated_at),
@@ -76,8 +77,8 @@ impl Store {
     /// two racing requests cannot both win.
     pub async fn insert_deployment(&self, d: &Deployment) -> Result<(), StoreError> {
         let result = sqlx::query(
-            "INSERT INTO deployments (id, name, status, progress, current_step, message, url, image, seq, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO deployments (id, name, status, progress, current_step, message, url, image, owner, seq, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(d.id.as_str())
         .bind(d.name.as_str())
@@ -87,6 +88,7 @@ impl Store {
         .bind(d.message.as_deref())
         .bind(d.url.as_str())
         .bind(d.image.as_str())
+        .bind(d.owner.as_deref())
         .bind(d.seq)
         .bind(d.created_at.0)
         .bind(d.updated_at.0)

@@ -9,6 +9,7 @@
 
 mod agents;
 mod deployments;
+mod sessions;
 mod tokens;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
 pub use agents::{AgentTransition, AuditEntry};
+pub use sessions::SessionRecord;
 pub use tokens::{TokenRecord, TokenRole};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -36,6 +38,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("the name {0:?} is already held by another deployment")]
     NameTaken(String),
+    #[error("an active token is already named {0:?}")]
+    TokenNameTaken(String),
     #[error("the store holds a value this version cannot read: {0}")]
     Corrupt(String),
     #[error("store query failed: {0}")]

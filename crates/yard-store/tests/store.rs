@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use yard_core::{Deployment, DeploymentStatus, StackName, Timestamp};
-use yard_store::{Store, StoreError, TokenRecord, TokenRole};
+use yard_store::{SessionRecord, Store, StoreError, TokenRecord, TokenRole};
 
 /// Runs `check` on a fresh SQLite store, then on a fresh PostgreSQL one.
 async fn on_each_backend<F, Fut>(check: F)
@@ -134,14 +134,157 @@ async fn tokens_are_found_by_hash_until_revoked() {
         store.insert_token(&token, "hash-1").await.unwrap();
         assert_eq!(store.active_token("hash-1").await.unwrap(), Some(token));
         assert_eq!(store.active_token("hash-2").await.unwrap(), None);
-        assert_eq!(
+        assert!(
             store
-                .revoke_tokens_named("admin", Timestamp(2))
+                .revoke_token_named("admin", Timestamp(2))
                 .await
-                .unwrap(),
-            1
+                .unwrap()
         );
         assert_eq!(store.active_token("hash-1").await.unwrap(), None);
+        assert!(
+            !store
+                .revoke_token_named("admin", Timestamp(3))
+                .await
+                .unwrap()
+        );
+    })
+    .await;
+}
+
+fn token(id: &str, name: &str) -> TokenRecord {
+    TokenRecord {
+        id: id.into(),
+        name: name.into(),
+        role: TokenRole::User,
+        created_at: Timestamp(1),
+        revoked_at: None,
+    }
+}
+
+#[tokio::test]
+async fn one_active_token_per_name_found_by_id_or_name() {
+    on_each_backend(|store| async move {
+        store
+            .insert_token(&token("t1", "alice"), "h1")
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.insert_token(&token("t2", "alice"), "h2").await,
+            Err(StoreError::TokenNameTaken(name)) if name == "alice"
+        ));
+        assert_eq!(
+            store.active_token_by_key("t1").await.unwrap().unwrap().name,
+            "alice"
+        );
+        assert_eq!(
+            store
+                .active_token_by_key("alice")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            "t1"
+        );
+        assert_eq!(store.active_token_by_key("bob").await.unwrap(), None);
+
+        assert!(store.revoke_token("t1", Timestamp(2)).await.unwrap());
+        assert!(!store.revoke_token("t1", Timestamp(3)).await.unwrap());
+        assert_eq!(store.active_token_by_key("t1").await.unwrap(), None);
+        // The name is free again once its token is revoked.
+        store
+            .insert_token(&token("t3", "alice"), "h3")
+            .await
+            .unwrap();
+        let names: Vec<String> = store
+            .active_tokens()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert_eq!(names, ["t3"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sessions_live_until_they_expire_or_their_token_goes() {
+    on_each_backend(|store| async move {
+        store
+            .insert_token(&token("t1", "alice"), "h1")
+            .await
+            .unwrap();
+        let session = |scope: &str, expires: i64| SessionRecord {
+            token_id: "t1".into(),
+            scope: scope.into(),
+            csrf_token: "c".into(),
+            created_at: Timestamp(10),
+            expires_at: Timestamp(expires),
+        };
+        store
+            .insert_session(&session("portal", 100), "s1")
+            .await
+            .unwrap();
+        store
+            .insert_session(&session("ticket:bob", 100), "s2")
+            .await
+            .unwrap();
+
+        let (found, owner) = store
+            .live_session("s1", "portal", Timestamp(50))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found, owner.name.as_str()),
+            (session("portal", 100), "alice")
+        );
+        assert!(
+            store
+                .live_session("s1", "stack:bob", Timestamp(50))
+                .await
+                .unwrap()
+                .is_none(),
+            "scoped"
+        );
+        assert!(
+            store
+                .live_session("s1", "portal", Timestamp(100))
+                .await
+                .unwrap()
+                .is_none(),
+            "expired"
+        );
+
+        // A ticket is taken once.
+        assert!(
+            store
+                .take_session("s2", "ticket:bob", Timestamp(50))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .take_session("s2", "ticket:bob", Timestamp(50))
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        assert!(store.revoke_token("t1", Timestamp(60)).await.unwrap());
+        assert!(
+            store
+                .live_session("s1", "portal", Timestamp(61))
+                .await
+                .unwrap()
+                .is_none(),
+            "revoked"
+        );
+        assert!(
+            !store.delete_session("s1").await.unwrap(),
+            "revoking ended it"
+        );
     })
     .await;
 }

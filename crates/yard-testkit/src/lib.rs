@@ -24,11 +24,13 @@ pub use images::{CRASH_IMAGE, ECHO_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_im
 pub use mcp::{MCP_BASELINE_SERVER, mcp_python, run_mcp_plan};
 pub use postgres::fresh_postgres_url;
 
-/// An HTTP client for tests: no proxy, short timeouts, ring for TLS.
+/// An HTTP client for tests: no proxy, short timeouts, ring for TLS, and
+/// redirects left for the test to see.
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap()

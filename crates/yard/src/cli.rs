@@ -42,6 +42,13 @@ pub(crate) enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Make, list and revoke the tokens people sign in with (admin).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Put agents on a task, each in its own container, checkout and branch.
     Spawn(SpawnArgs),
     /// List agents (id, status, branch, age), or prune the ones that ended.
@@ -115,6 +122,36 @@ pub(crate) struct McpArgs {
     pub(crate) agent_token: Option<String>,
     #[command(flatten)]
     pub(crate) client: ClientArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenAction {
+    /// Make a token for a person; prints it once.
+    Create {
+        /// Whose token it is; the stacks it deploys belong to this name.
+        #[arg(long)]
+        name: String,
+        /// What it may do.
+        #[arg(long, value_enum, default_value = "user")]
+        role: Role,
+    },
+    /// List the active tokens (never their secrets).
+    List,
+    /// Revoke a token by id or name; its sessions end at once.
+    Revoke {
+        /// The token's id or name.
+        #[arg(value_name = "ID_OR_NAME")]
+        key: String,
+    },
+}
+
+/// A token's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Role {
+    /// Deploy stacks and manage one's own; spawn and follow agents.
+    User,
+    /// Everything, including tokens and every stack.
+    Admin,
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +328,13 @@ pub(crate) struct ServeArgs {
         value_delimiter = ','
     )]
     pub(crate) mcp_allowed_hosts: Vec<String>,
+    /// Let only a stack's owner (or an admin) through its address: by token,
+    /// or by a session the portal hands over.
+    #[arg(long, env = "YARD_PROTECT_STACKS")]
+    pub(crate) protect_stacks: bool,
+    /// Where people reach the portal [default: http://<domain>:<listen port>].
+    #[arg(long, env = "YARD_PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
     /// Mount this yard binary into agents at /usr/local/bin/yard, for agent
     /// images without `yard` (it must suit the image's C library).
     #[arg(long, env = "YARD_LEND_BINARY")]

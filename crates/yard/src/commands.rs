@@ -9,11 +9,12 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use yard_api::TokenRoleView;
 use yard_client::{ClientError, Outcome, YardClient};
 use yard_services::DataDir;
 
 use crate::agent_commands;
-use crate::cli::{ClientArgs, Command};
+use crate::cli::{ClientArgs, Command, Role, TokenAction};
 
 /// Runs a client command.
 pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -25,6 +26,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Deploy { name, client } => deploy(&name, &client).await,
         Command::Stacks { client } => stacks(&client).await,
         Command::Destroy { name, client } => destroy(&name, &client).await,
+        Command::Token { action, client } => token_command(&action, &client).await,
         Command::Spawn(args) => agent_commands::spawn(&args).await,
         Command::Agents { action, client } => {
             agent_commands::agents(action.as_ref(), &client).await
@@ -164,6 +166,65 @@ async fn destroy(name: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {
         print_json(&removed)?;
     } else {
         println!("removed {}", removed.name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token_command(action: &TokenAction, args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(args)?;
+    match action {
+        TokenAction::Create { name, role } => {
+            let role = match role {
+                Role::User => TokenRoleView::User,
+                Role::Admin => TokenRoleView::Admin,
+            };
+            let created = client
+                .create_token(name, Some(role))
+                .await
+                .map_err(explain)?;
+            if args.json {
+                print_json(&created)?;
+            } else {
+                println!("{}", created.secret);
+                eprintln!(
+                    "token {:?} made ({}); it is shown only this once: hand it to {} to sign in with",
+                    created.token.name, created.token.id, created.token.name
+                );
+            }
+        }
+        TokenAction::List => {
+            let list = client.tokens().await.map_err(explain)?;
+            if args.json {
+                print_json(&list)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let width = list
+                .tokens
+                .iter()
+                .map(|t| t.name.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            println!("{:width$}  {:5}  {:24}  ID", "NAME", "ROLE", "CREATED");
+            for token in &list.tokens {
+                let role = match token.role {
+                    TokenRoleView::Admin => "admin",
+                    TokenRoleView::User => "user",
+                };
+                println!(
+                    "{:width$}  {role:5}  {:24}  {}",
+                    token.name, token.created_at, token.id
+                );
+            }
+        }
+        TokenAction::Revoke { key } => {
+            let revoked = client.revoke_token(key).await.map_err(explain)?;
+            if args.json {
+                print_json(&revoked)?;
+            } else {
+                println!("revoked {}", revoked.name);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

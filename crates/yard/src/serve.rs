@@ -247,6 +247,11 @@ fn http_settings(args: &ServeArgs, addr: std::net::SocketAddr) -> HttpSettings {
     HttpSettings {
         mcp_allowed_origins: origins,
         mcp_allowed_hosts: hosts,
+        protect_stacks: args.protect_stacks,
+        portal_url: args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}:{port}", args.domain.trim_matches('.'))),
     }
 }
 

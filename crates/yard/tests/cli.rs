@@ -306,3 +306,59 @@ async fn sigterm_stops_the_daemon_promptly_even_with_watchers() {
     let outcome = wait_for_outcome(&daemon, &id).await;
     assert_eq!(outcome["status"], "completed", "{outcome}");
 }
+
+#[tokio::test]
+async fn tokens_are_made_listed_and_revoked_from_the_cli() {
+    let daemon = daemon(WEB_IMAGE).await;
+    let made = daemon.cli(&["token", "create", "--name", "carol"]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let secret = stdout(&made).trim().to_owned();
+    assert!(
+        secret.starts_with("yard_"),
+        "the secret alone on stdout: {secret}"
+    );
+    assert!(
+        stderr(&made).contains("only this once"),
+        "{}",
+        stderr(&made)
+    );
+
+    let as_carol = daemon.cli(&["stacks", "--token", &secret]);
+    assert!(as_carol.status.success(), "{}", stderr(&as_carol));
+    let carol_lists = daemon.cli(&["token", "list", "--token", &secret]);
+    assert_eq!(carol_lists.status.code(), Some(1));
+    assert!(
+        stderr(&carol_lists).contains("admin"),
+        "{}",
+        stderr(&carol_lists)
+    );
+
+    let listed = daemon.cli(&["token", "list", "--json"]);
+    let listed: Value = serde_json::from_str(&stdout(&listed)).unwrap();
+    let names: Vec<&str> = listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "carol"]);
+    assert!(!stdout(&daemon.cli(&["token", "list"])).contains(&secret));
+
+    let again = daemon.cli(&["token", "create", "--name", "carol"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("already named"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(daemon.cli(&["token", "revoke", "carol"]).status.success());
+    assert_eq!(
+        daemon.cli(&["stacks", "--token", &secret]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        daemon.cli(&["token", "create"]).status.code(),
+        Some(2),
+        "--name is required"
+    );
+}

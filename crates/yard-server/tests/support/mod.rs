@@ -27,6 +27,8 @@ pub(crate) struct Options {
     pub(crate) database_url: Option<String>,
     /// The policy file's text; none means the built-in policy.
     pub(crate) policy: Option<String>,
+    /// `YARD_PROTECT_STACKS`.
+    pub(crate) protect_stacks: bool,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             image: WEB_IMAGE.to_owned(),
             database_url: None,
             policy: None,
+            protect_stacks: false,
         }
     }
 }
@@ -142,6 +145,8 @@ impl TestYard {
                     format!("http://localhost:{port}"),
                 ],
                 mcp_allowed_hosts: vec!["127.0.0.1".to_owned(), "localhost".to_owned()],
+                protect_stacks: options.protect_stacks,
+                portal_url: format!("http://localhost:{port}"),
             },
             shutdown.clone(),
         );

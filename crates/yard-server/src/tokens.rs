@@ -1,0 +1,119 @@
+//! `/api/tokens`: the tokens an admin makes for people, listed and revoked.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use yard_api::{
+    ApiError, CreateTokenRequest, CreatedToken, TokenList, TokenRoleView, TokenView, rfc3339,
+};
+use yard_services::auth;
+use yard_store::{TokenRecord, TokenRole};
+
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::extract::{JsonBody, PathArg};
+
+pub(crate) fn role_view(role: TokenRole) -> TokenRoleView {
+    match role {
+        TokenRole::Admin => TokenRoleView::Admin,
+        TokenRole::User => TokenRoleView::User,
+    }
+}
+
+fn view(token: &TokenRecord) -> TokenView {
+    TokenView {
+        id: token.id.clone(),
+        name: token.name.clone(),
+        role: role_view(token.role),
+        created_at: rfc3339(token.created_at),
+        revoked_at: token.revoked_at.map(rfc3339),
+    }
+}
+
+/// List the active tokens (admin)
+#[utoipa::path(
+    get,
+    path = "/api/tokens",
+    tag = "tokens",
+    responses(
+        (status = 200, description = "The active tokens, without their secrets", body = TokenList),
+        (status = 401, description = "Missing or invalid token", body = ApiError),
+        (status = 403, description = "Not an admin", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Json<TokenList>, AppError> {
+    caller.require_admin()?;
+    let tokens = state.deployer.store().active_tokens().await?;
+    Ok(Json(TokenList {
+        tokens: tokens.iter().map(view).collect(),
+    }))
+}
+
+/// Make a token for a person (admin)
+///
+/// The answer is the only place the secret ever appears.
+#[utoipa::path(
+    post,
+    path = "/api/tokens",
+    tag = "tokens",
+    request_body = CreateTokenRequest,
+    responses(
+        (status = 201, description = "Made", body = CreatedToken),
+        (status = 400, description = "Bad name or body", body = ApiError),
+        (status = 401, description = "Missing or invalid token", body = ApiError),
+        (status = 403, description = "Not an admin", body = ApiError),
+        (status = 409, description = "An active token has that name", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    JsonBody(request): JsonBody<CreateTokenRequest>,
+) -> Result<(StatusCode, Json<CreatedToken>), AppError> {
+    caller.require_admin()?;
+    let role = match request.role {
+        Some(TokenRoleView::Admin) => TokenRole::Admin,
+        Some(TokenRoleView::User) | None => TokenRole::User,
+    };
+    let issued = auth::create_token(state.deployer.store(), &request.name, role).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token: view(&issued.record),
+            secret: issued.secret,
+        }),
+    ))
+}
+
+/// Revoke a token by id or name (admin)
+///
+/// Its sessions end at once.
+#[utoipa::path(
+    delete,
+    path = "/api/tokens/{token}",
+    tag = "tokens",
+    params(("token" = String, Path, description = "The token's id or name")),
+    responses(
+        (status = 200, description = "Revoked", body = TokenView),
+        (status = 400, description = "The admin token", body = ApiError),
+        (status = 401, description = "Missing or invalid token", body = ApiError),
+        (status = 403, description = "Not an admin", body = ApiError),
+        (status = 404, description = "No such active token", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn revoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    PathArg(key): PathArg<String>,
+) -> Result<Json<TokenView>, AppError> {
+    caller.require_admin()?;
+    let revoked = auth::revoke_token(state.deployer.store(), &key).await?;
+    Ok(Json(view(&revoked)))
+}
