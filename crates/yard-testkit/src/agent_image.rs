@@ -1,11 +1,11 @@
-//! The agent image for tests: Debian with git and cargo, and a scripted
-//! agent in place of a model.
+//! Images for tests built on Debian: the agent image (git and cargo, and a
+//! scripted agent in place of a model) and a WebSocket echo stack.
 //!
 //! The base is a `debootstrap --variant=minbase` root file system imported
-//! as an image (about a minute, once per machine). The scripted agent is
-//! layered on top by committing a container, so changing the script does
-//! not mean bootstrapping again. Builds across test processes take turns
-//! through a lock file.
+//! as an image (about a minute, once per machine). Each program is layered
+//! on top by committing a container, so changing a script does not mean
+//! bootstrapping again. Builds across test processes take turns through a
+//! lock file.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -70,33 +70,77 @@ hook Stop "" '{}' >/dev/null
 exit $status
 "#;
 
-static BUILT: OnceCell<String> = OnceCell::const_new();
+/// A stack that echoes WebSocket messages on port 8080 (and answers plain
+/// HTTP), in Perl, which git brings into the base image.
+const WEBSOCKET_ECHO: &str = include_str!("../images/websocket-echo.pl");
+
+/// A program to layer on the base image.
+struct Layer {
+    repo: &'static str,
+    path: &'static str,
+    script: &'static str,
+    cmd: Vec<String>,
+    exposed_port: Option<&'static str>,
+}
+
+static AGENT: OnceCell<String> = OnceCell::const_new();
+static ECHO: OnceCell<String> = OnceCell::const_new();
 
 /// The name of the test agent image, built if it is not on the engine.
 pub async fn ensure_agent_image() -> String {
-    BUILT
-        .get_or_init(|| async {
-            let lock =
-                std::fs::File::create(std::env::temp_dir().join("agentyard-test-images.lock"))
-                    .expect("the image lock file");
-            let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
-                .await
-                .expect("the lock task")
-                .expect("locking the image lock file");
-            let docker = Docker::connect_with_defaults().expect("a Docker client");
-            if docker.inspect_image(BASE_IMAGE).await.is_err() {
-                build_base(&docker).await;
-            }
-            let digest = &format!("{:x}", fnv(SCRIPTED_AGENT.as_bytes()))[..8];
-            let image = format!("agentyard-test/agent:{digest}");
-            if docker.inspect_image(&image).await.is_err() {
-                layer_script(&docker, &image).await;
-            }
-            drop(lock);
-            image
+    AGENT
+        .get_or_init(|| {
+            ensure_layered(Layer {
+                repo: "agentyard-test/agent",
+                path: "usr/local/bin/scripted-agent",
+                script: SCRIPTED_AGENT,
+                cmd: vec!["/usr/local/bin/scripted-agent".to_owned()],
+                exposed_port: None,
+            })
         })
         .await
         .clone()
+}
+
+/// The name of the WebSocket echo stack image, built if it is not on the
+/// engine.
+pub async fn ensure_websocket_echo_image() -> String {
+    ECHO.get_or_init(|| {
+        ensure_layered(Layer {
+            repo: "agentyard-test/websocket-echo",
+            path: "usr/local/bin/websocket-echo",
+            script: WEBSOCKET_ECHO,
+            cmd: vec![
+                "perl".to_owned(),
+                "/usr/local/bin/websocket-echo".to_owned(),
+            ],
+            exposed_port: Some("8080/tcp"),
+        })
+    })
+    .await
+    .clone()
+}
+
+/// The image of `layer` on the base, named after what its script does;
+/// built (and the base with it) if it is not on the engine.
+async fn ensure_layered(layer: Layer) -> String {
+    let lock = std::fs::File::create(std::env::temp_dir().join("agentyard-test-images.lock"))
+        .expect("the image lock file");
+    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .expect("the lock task")
+        .expect("locking the image lock file");
+    let docker = Docker::connect_with_defaults().expect("a Docker client");
+    if docker.inspect_image(BASE_IMAGE).await.is_err() {
+        build_base(&docker).await;
+    }
+    let digest = &format!("{:x}", fnv(layer.script.as_bytes()))[..8];
+    let image = format!("{}:{digest}", layer.repo);
+    if docker.inspect_image(&image).await.is_err() {
+        build_layer(&docker, &image, &layer).await;
+    }
+    drop(lock);
+    image
 }
 
 /// A stable hash of the script, to name the image after what it does.
@@ -164,15 +208,17 @@ async fn build_base(docker: &Docker) {
     assert!(tar.wait().await.expect("tar").success(), "tar failed");
 }
 
-async fn layer_script(docker: &Docker, image: &str) {
+/// Commits a never-started container of the base with the script in it;
+/// the image keeps the container's command and exposed port.
+async fn build_layer(docker: &Docker, image: &str, layer: &Layer) {
     let name = format!("agentyard-test-build-{}", uuid::Uuid::new_v4().simple());
     docker
         .create_container(
             Some(CreateContainerOptionsBuilder::new().name(&name).build()),
             ContainerCreateBody {
                 image: Some(BASE_IMAGE.to_owned()),
-                // Never started; the engine still wants a command.
-                cmd: Some(vec!["/bin/true".to_owned()]),
+                cmd: Some(layer.cmd.clone()),
+                exposed_ports: layer.exposed_port.map(|port| vec![port.to_owned()]),
                 labels: Some([(TEST_LABEL.to_owned(), "image-build".to_owned())].into()),
                 ..Default::default()
             },
@@ -182,13 +228,9 @@ async fn layer_script(docker: &Docker, image: &str) {
     let mut archive = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_mode(0o755);
-    header.set_size(SCRIPTED_AGENT.len() as u64);
+    header.set_size(layer.script.len() as u64);
     archive
-        .append_data(
-            &mut header,
-            "usr/local/bin/scripted-agent",
-            SCRIPTED_AGENT.as_bytes(),
-        )
+        .append_data(&mut header, layer.path, layer.script.as_bytes())
         .expect("tar");
     let mut bytes = archive.into_inner().expect("tar");
     bytes.flush().expect("tar");
@@ -207,7 +249,6 @@ async fn layer_script(docker: &Docker, image: &str) {
                     .container(&name)
                     .repo(repo)
                     .tag(tag)
-                    .changes("CMD [\"/usr/local/bin/scripted-agent\"]")
                     .build(),
                 ContainerConfig::default(),
             )
@@ -217,5 +258,5 @@ async fn layer_script(docker: &Docker, image: &str) {
     };
     let force = RemoveContainerOptionsBuilder::new().force(true).build();
     let _ = docker.remove_container(&name, Some(force)).await;
-    committed.expect("committing the agent image");
+    committed.unwrap_or_else(|e| panic!("committing {image}: {e}"));
 }

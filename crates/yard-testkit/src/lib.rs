@@ -16,7 +16,7 @@ mod images;
 mod mcp;
 mod postgres;
 
-pub use agent_image::ensure_agent_image;
+pub use agent_image::{ensure_agent_image, ensure_websocket_echo_image};
 pub use daemon::{Daemon, DaemonSetup};
 pub use docker::{DockerSweep, TEST_LABEL};
 pub use git::{git, git_repo};

@@ -1,0 +1,85 @@
+//! The host router with a stack that speaks WebSocket: messages sent to
+//! `NAME.localhost` reach the stack's container and come back.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use futures::{SinkExt, StreamExt};
+use support::{Options, TestYard};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// A WebSocket to `url`, over a connection to the yard's port whatever
+/// host `url` names (so `*.localhost` needs no resolver).
+async fn connect(
+    yard: &TestYard,
+    url: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", yard.port))
+        .await
+        .unwrap();
+    let request = url.into_client_request().unwrap();
+    tokio_tungstenite::client_async(request, stream)
+        .await
+        .map(|(socket, _)| socket)
+}
+
+#[tokio::test]
+async fn websocket_messages_go_through_the_stack_address_and_back() {
+    let image = yard_testkit::ensure_websocket_echo_image().await;
+    let yard = TestYard::start(Options {
+        image,
+        ..Options::default()
+    })
+    .await;
+    let (last, payload) = yard.deploy_and_wait("echo").await;
+    assert_eq!(last, "complete", "{payload}");
+    let plain = yard.stack("echo", "/").send().await.unwrap();
+    assert_eq!(plain.text().await.unwrap(), "websocket echo\n");
+
+    let url = format!("ws://echo.localhost:{}/socket", yard.port);
+    let mut socket = connect(&yard, &url).await.unwrap();
+    let large = "x".repeat(200_000);
+    let messages = [
+        Message::text("hello, stack"),
+        Message::binary(vec![0u8, 1, 2, 255]),
+        Message::text(large),
+    ];
+    for message in messages {
+        socket.send(message.clone()).await.unwrap();
+        let echoed = tokio::time::timeout(std::time::Duration::from_secs(10), socket.next())
+            .await
+            .expect("an echo in time")
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed, message);
+    }
+    // A second connection at the same time is its own conversation.
+    let mut other = connect(&yard, &url).await.unwrap();
+    other.send(Message::text("second")).await.unwrap();
+    socket.send(Message::text("first")).await.unwrap();
+    assert_eq!(
+        other.next().await.unwrap().unwrap(),
+        Message::text("second")
+    );
+    assert_eq!(
+        socket.next().await.unwrap().unwrap(),
+        Message::text("first")
+    );
+    socket.close(None).await.unwrap();
+    other.close(None).await.unwrap();
+
+    // An upgrade to a stack that does not exist gets the 404 page, not a
+    // hung connection.
+    let missing = connect(&yard, &format!("ws://nobody.localhost:{}/", yard.port)).await;
+    match missing {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 404);
+        }
+        other => panic!("expected a 404, got {other:?}"),
+    }
+}
