@@ -27,7 +27,7 @@ pub use yard_core::{AgentStatus, Decision, DeploymentStatus, HookEvent};
 /// The value of `service` in `/health`, so probes can tell what answered.
 pub const SERVICE_NAME: &str = "agentyard";
 
-/// SSE event names on `/api/status/{deploymentId}`.
+/// SSE event names on `/api/status/{deploymentId}` and `/api/events`.
 pub mod events {
     /// Carries a [`ProgressEvent`](super::ProgressEvent).
     pub const PROGRESS: &str = "progress";
@@ -35,6 +35,8 @@ pub mod events {
     pub const COMPLETE: &str = "complete";
     /// Carries an [`ErrorEvent`](super::ErrorEvent); the stream ends after it.
     pub const ERROR: &str = "error";
+    /// On `/api/events`: a [`StackList`](super::StackList) of every live stack.
+    pub const STACKS: &str = "stacks";
 }
 
 /// Formats a store timestamp as RFC 3339 with milliseconds, in UTC.

@@ -20,6 +20,7 @@ mod session;
 mod stack_access;
 mod status;
 mod tokens;
+mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -165,6 +166,7 @@ fn routers() -> Routes {
         .routes(routes!(api::destroy_stack))
         .routes(routes!(stack_access::open))
         .routes(routes!(status::watch))
+        .routes(routes!(status::watch_stacks))
         .routes(routes!(agents::spawn, agents::list))
         .routes(routes!(agents::prune))
         .routes(routes!(agents::get))
@@ -225,8 +227,14 @@ pub fn app(state: AppState) -> Router {
         hook::require_agent,
     ));
     let mcp = mcp::router(&state, Some(state.settings.mcp_allowed_hosts.clone()));
-    let routes =
-        with_fallbacks(public.merge(users).merge(agents).merge(mcp)).with_state(state.clone());
+    let routes = with_fallbacks(
+        public
+            .merge(users)
+            .merge(agents)
+            .merge(mcp)
+            .merge(web::router()),
+    )
+    .with_state(state.clone());
     // The host router wraps everything, so a stack's host never reaches
     // the yard's own routes.
     Router::new()

@@ -1,18 +1,25 @@
-//! `GET /api/status/{deploymentId}`: a deployment's progress as Server-Sent Events.
+//! Live views as Server-Sent Events.
 //!
-//! Built on [`yard_services::Deployer::follow`]: a watcher who joins late
-//! starts with the current state, and any number of watchers share the one
-//! bus. The stream ends after exactly one `complete` or `error`, or when the
-//! daemon shuts down.
+//! `GET /api/status/{deploymentId}` is one deployment's progress, built on
+//! [`yard_services::Deployer::follow`]: a watcher who joins late starts with
+//! the current state, and any number of watchers share the one bus. The
+//! stream ends after exactly one `complete` or `error`, or when the daemon
+//! shuts down.
+//!
+//! `GET /api/events` is what the web page's lists show: the stacks, whole,
+//! at once and again after every change.
 
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde::Serialize;
-use yard_api::{ApiError, CompleteEvent, ErrorEvent, ProgressEvent, events};
+use tokio::sync::broadcast::error::RecvError;
+use yard_api::{ApiError, CompleteEvent, ErrorEvent, ProgressEvent, StackList, StackView, events};
 use yard_core::{Deployment, DeploymentStatus};
+use yard_services::YardEvent;
 
 use crate::AppState;
 use crate::error::AppError;
@@ -51,11 +58,72 @@ pub(crate) async fn watch(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
+/// How soon a browser that lost a stream tries again.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Follow the yard's stacks (Server-Sent Events)
+///
+/// Events: `stacks` (StackList) with every live stack, first at once and
+/// then after each change to any of them. The stream lasts until the
+/// client leaves or the daemon stops.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "stacks",
+    responses(
+        (status = 200, description = "An event stream of stack lists", content_type = "text/event-stream", body = StackList),
+        (status = 401, description = "Missing or invalid token", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn watch_stacks(
+    State(state): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let changes = state.bus.subscribe();
+    let store = state.deployer.store().clone();
+    // The first list is read after subscribing, so no change is missed.
+    let lists = futures::stream::unfold((changes, true), move |(mut changes, first)| {
+        let store = store.clone();
+        async move {
+            if !first {
+                // Wait for a stack to change, then take every change already
+                // queued: one list answers a burst of them.
+                loop {
+                    match changes.recv().await {
+                        Ok(YardEvent::Deployment(_)) | Err(RecvError::Lagged(_)) => break,
+                        Ok(_) => {}
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+                while changes.try_recv().is_ok() {}
+            }
+            match store.live_deployments().await {
+                Ok(live) => {
+                    let list = StackList {
+                        stacks: live.iter().map(StackView::from).collect(),
+                    };
+                    Some((sse(events::STACKS, &list).retry(RETRY), (changes, false)))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot list stacks for a watcher");
+                    None
+                }
+            }
+        }
+    });
+    let stream = lists
+        .take_until(state.shutdown.clone().cancelled_owned())
+        .map(Ok);
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
 /// The SSE events for one state: `progress`, and for a settled state the
 /// one `complete` or `error` that ends the stream.
 fn events_for(deployment: &Deployment) -> Vec<Event> {
     let id = deployment.seq.to_string();
-    let progress = sse(events::PROGRESS, &ProgressEvent::from(deployment)).id(id.clone());
+    let progress = sse(events::PROGRESS, &ProgressEvent::from(deployment))
+        .id(id.clone())
+        .retry(RETRY);
     let last = match deployment.status {
         DeploymentStatus::Completed => sse(
             events::COMPLETE,

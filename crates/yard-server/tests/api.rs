@@ -358,6 +358,7 @@ async fn the_openapi_document_covers_every_route() {
         ("/api/stacks", "get"),
         ("/api/stacks/{name}", "delete"),
         ("/api/stacks/{name}/open", "get"),
+        ("/api/events", "get"),
         ("/api/session", "post"),
         ("/api/session", "get"),
         ("/api/session", "delete"),
@@ -442,4 +443,106 @@ async fn unknown_stack_addresses_get_a_page_not_an_error() {
         .text()
         .await;
     assert!(html.map(|h| !h.contains("<script>")).unwrap_or(true));
+}
+
+#[tokio::test]
+async fn the_page_is_served_without_a_token_under_a_strict_policy() {
+    let yard = TestYard::start(Options::default()).await;
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/style.css", "text/css"),
+    ] {
+        let response = yard
+            .http
+            .get(format!("{}{path}", yard.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let headers = response.headers();
+        assert!(headers["content-type"].to_str().unwrap().starts_with(kind));
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"));
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+    }
+    let page = yard
+        .http
+        .get(format!("{}/", yard.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(page.text().await.unwrap().contains("app.js"));
+    // The page holds no data: everything it shows needs a credential.
+    assert_error(
+        yard.http.get(format!("{}/api/events", yard.base)),
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert_error(
+        yard.http.get(format!("{}/nothing-here.js", yard.base)),
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_stack_list_streams_every_change() {
+    use eventsource_stream::Eventsource;
+    use futures::StreamExt;
+
+    let yard = TestYard::start(Options::default()).await;
+    let response = yard.get("/api/events").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut events = response.bytes_stream().eventsource();
+    let mut next_list = async || -> Vec<(String, String)> {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(30), events.next())
+            .await
+            .expect("a list in time")
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.event, "stacks");
+        let list: Value = serde_json::from_str(&event.data).unwrap();
+        list["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_owned(),
+                    s["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(next_list().await, [], "the current list comes first");
+    yard.deploy_and_wait("listed").await;
+    let mut seen = Vec::new();
+    loop {
+        let list = next_list().await;
+        let done = list == [("listed".to_owned(), "completed".to_owned())];
+        seen.push(list);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen.iter().all(|l| l.len() == 1 && l[0].0 == "listed"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        yard.delete("/api/stacks/listed")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    loop {
+        if next_list().await.is_empty() {
+            break;
+        }
+    }
 }

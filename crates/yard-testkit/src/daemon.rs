@@ -36,6 +36,8 @@ pub struct Daemon {
     setup: DaemonSetup,
     child: Option<Child>,
     addr: String,
+    /// `YARD_LISTEN` for the next launch.
+    listen: String,
     // Dropped after the process is killed, so nothing it made outlives it.
     sweep: DockerSweep,
     data_dir: tempfile::TempDir,
@@ -56,6 +58,7 @@ impl Daemon {
             setup,
             child: None,
             addr: String::new(),
+            listen: "127.0.0.1:0".to_owned(),
             sweep: DockerSweep::new(),
             data_dir,
         };
@@ -76,7 +79,7 @@ impl Daemon {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("YARD_DATA_DIR", self.data_dir.path())
-            .env("YARD_LISTEN", "127.0.0.1:0")
+            .env("YARD_LISTEN", &self.listen)
             .env("YARD_LABELS", self.sweep.label())
             .env("RUST_LOG", "info,yard=debug")
             .stdin(Stdio::null())
@@ -193,6 +196,14 @@ impl Daemon {
     /// Starts the daemon again on the same data directory.
     pub fn restart(&mut self) {
         self.kill();
+        self.launch();
+    }
+
+    /// Starts a killed daemon again on the same data directory and the
+    /// same address, so clients that were connected can reconnect.
+    pub fn start_again_at_same_address(&mut self) {
+        self.kill();
+        self.listen.clone_from(&self.addr);
         self.launch();
     }
 

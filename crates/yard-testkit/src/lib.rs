@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod agent_image;
+mod browser;
 mod daemon;
 mod docker;
 mod git;
@@ -17,6 +18,7 @@ mod mcp;
 mod postgres;
 
 pub use agent_image::{ensure_agent_image, ensure_websocket_echo_image};
+pub use browser::{Browser, Screen};
 pub use daemon::{Daemon, DaemonSetup};
 pub use docker::{DockerSweep, TEST_LABEL};
 pub use git::{git, git_repo};
