@@ -26,6 +26,25 @@ async fn user_token(yard: &TestYard, name: &str) -> String {
     created["secret"].as_str().unwrap().to_owned()
 }
 
+/// Deploys `name` with `token` and follows it; returns the last event's name.
+async fn deploy_as(yard: &TestYard, token: &str, name: &str) -> String {
+    let accepted: Value = yard
+        .http
+        .post(format!("{}/api/deploy", yard.base))
+        .bearer_auth(token)
+        .json(&json!({ "name": name }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events = yard
+        .events(accepted["deploymentId"].as_str().unwrap())
+        .await;
+    events.last().unwrap().0.clone()
+}
+
 /// Signs in with `token`; returns the session cookie (`name=value`) and
 /// the CSRF token.
 async fn sign_in(yard: &TestYard, token: &str) -> (String, String) {
@@ -217,19 +236,7 @@ async fn only_owners_and_admins_remove_a_stack() {
     let yard = TestYard::start(Options::default()).await;
     let alice = user_token(&yard, "alice").await;
     let bob = user_token(&yard, "bob").await;
-    let accepted: Value = yard
-        .http
-        .post(format!("{}/api/deploy", yard.base))
-        .bearer_auth(&alice)
-        .json(&json!({"name": "alices"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    yard.events(accepted["deploymentId"].as_str().unwrap())
-        .await;
+    assert_eq!(deploy_as(&yard, &alice, "alices").await, "complete");
     assert_eq!(
         yard.get_json("/api/stacks").await["stacks"][0]["owner"],
         "alice"
@@ -260,23 +267,7 @@ async fn protected_stacks_answer_only_their_owner() {
     .await;
     let alice = user_token(&yard, "alice").await;
     let bob = user_token(&yard, "bob").await;
-    let accepted: Value = yard
-        .http
-        .post(format!("{}/api/deploy", yard.base))
-        .bearer_auth(&alice)
-        .json(&json!({"name": "guarded"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (last, _) = yard
-        .events(accepted["deploymentId"].as_str().unwrap())
-        .await
-        .pop()
-        .unwrap();
-    assert_eq!(last, "complete");
+    assert_eq!(deploy_as(&yard, &alice, "guarded").await, "complete");
 
     // Strangers get a page that leads to the portal.
     let stranger = yard.stack("guarded", "/").send().await.unwrap();

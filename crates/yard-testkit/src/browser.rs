@@ -126,6 +126,34 @@ impl Browser {
         file
     }
 
+    /// Clicks the element `css`.
+    pub async fn click(&self, css: &str) {
+        let element = self.client.find(Locator::Css(css)).await;
+        let element = element.unwrap_or_else(|e| panic!("no {css} to click: {e}"));
+        element
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
+    /// Replaces what the field `css` holds with `text`, typed.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let field = self.client.find(Locator::Css(css)).await;
+        let field = field.unwrap_or_else(|e| panic!("no field {css}: {e}"));
+        field.clear().await.expect("clearing the field");
+        field.send_keys(text).await.expect("typing into the field");
+    }
+
+    /// Types `text` wherever the keyboard focus is.
+    pub async fn keys(&self, text: &str) {
+        let focused = self
+            .client
+            .active_element()
+            .await
+            .expect("a focused element");
+        focused.send_keys(text).await.expect("typing");
+    }
+
     /// The text of the element `css`, once it is displayed and its text
     /// satisfies `ready`.
     pub async fn wait_for_text(&self, css: &str, ready: impl Fn(&str) -> bool) -> String {

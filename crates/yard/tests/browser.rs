@@ -49,12 +49,6 @@ async fn stacks(daemon: &Daemon) -> Value {
         .unwrap()
 }
 
-async fn type_into(browser: &Browser, css: &str, text: &str) {
-    let field = browser.client().find(Locator::Css(css)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_deploys_follows_opens_and_deletes_a_stack() {
     let daemon = daemon().await;
@@ -72,25 +66,13 @@ async fn a_person_deploys_follows_opens_and_deletes_a_stack() {
     // Sign in: a wrong token is refused with the reason, the right one works.
     browser.wait_for_display("#view-signin", true).await;
     browser.screenshot("sign-in").await;
-    type_into(&browser, "#token", "yard_not-a-token").await;
-    client
-        .find(Locator::Css("#signin-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.type_into("#token", "yard_not-a-token").await;
+    browser.click("#signin-button").await;
     browser
         .wait_for_text("#signin-error", |t| t.contains("not an active token"))
         .await;
-    type_into(&browser, "#token", &daemon.token()).await;
-    client
-        .find(Locator::Css("#signin-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.type_into("#token", &daemon.token()).await;
+    browser.click("#signin-button").await;
     browser.wait_for_display("#view-deploy", true).await;
     browser.wait_for_text("#who", |t| t.contains("admin")).await;
     browser
@@ -99,7 +81,7 @@ async fn a_person_deploys_follows_opens_and_deletes_a_stack() {
 
     // Names are checked as they are typed, and refusals say why.
     for (typed, reason) in [("ab", "too short"), ("api", "reserved"), ("Bad_Name", "")] {
-        type_into(&browser, "#name", typed).await;
+        browser.type_into("#name", typed).await;
         let status = browser
             .wait_for_text("#name-status", |t| !t.is_empty() && t != "Checking…")
             .await;
@@ -111,25 +93,19 @@ async fn a_person_deploys_follows_opens_and_deletes_a_stack() {
             "{typed} cannot be deployed"
         );
     }
-    type_into(&browser, "#name", "ab").await;
+    browser.type_into("#name", "ab").await;
     browser
         .wait_for_text("#name-status", |t| t.contains("too short"))
         .await;
     browser.screenshot("refused-name").await;
-    type_into(&browser, "#name", "alice").await;
+    browser.type_into("#name", "alice").await;
     browser
         .wait_for_text("#name-status", |t| t.contains("available"))
         .await;
     browser.screenshot("available-name").await;
 
     // Deploy, and watch the progress reach success.
-    client
-        .find(Locator::Css("#deploy-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#deploy-button").await;
     browser.wait_for_display("#view-progress", true).await;
     browser
         .wait_for_text("#progress-step", |t| t.contains("Deploying"))
@@ -152,13 +128,7 @@ async fn a_person_deploys_follows_opens_and_deletes_a_stack() {
 
     // Follow the link: the stack's own page, through its address.
     let home = client.window().await.unwrap();
-    client
-        .find(Locator::Css("#success-link"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#success-link").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let stack_window = loop {
         let windows = client.windows().await.unwrap();
@@ -184,25 +154,15 @@ async fn a_person_deploys_follows_opens_and_deletes_a_stack() {
     client.switch_to_window(home).await.unwrap();
 
     // Delete it, after saying yes; the list updates by itself.
-    client
-        .find(Locator::Css("#stacks-list li[data-stack=alice] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser
+        .click("#stacks-list li[data-stack=alice] button")
+        .await;
     browser.wait_for_display("#confirm", true).await;
     browser
         .wait_for_text("#confirm-title", |t| t.contains("alice"))
         .await;
     browser.screenshot("confirm-delete").await;
-    client
-        .find(Locator::Css("#confirm-delete"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#confirm-delete").await;
     browser
         .wait_for_text("#stacks-empty", |t| t.contains("No stacks"))
         .await;
@@ -210,13 +170,7 @@ async fn a_person_deploys_follows_opens_and_deletes_a_stack() {
     assert_eq!(stacks(&daemon).await["stacks"], serde_json::json!([]));
 
     // Signing out takes the person back to the sign-in form.
-    client
-        .find(Locator::Css("#sign-out"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click("#sign-out").await;
     browser.wait_for_display("#view-signin", true).await;
     client.refresh().await.unwrap();
     browser.wait_for_display("#view-signin", true).await;
@@ -239,23 +193,15 @@ async fn on_a_phone_by_keyboard_progress_survives_a_yard_restart() {
     // The keyboard alone: focus starts in the token field, Enter submits.
     browser.wait_for_display("#view-signin", true).await;
     assert_eq!(browser.focused_id().await.as_deref(), Some("token"));
-    let keys = |text: String| {
-        let client = client.clone();
-        async move {
-            client
-                .active_element()
-                .await
-                .unwrap()
-                .send_keys(&text)
-                .await
-                .unwrap();
-        }
-    };
-    keys(format!("{}{}", daemon.token(), char::from(Key::Enter))).await;
+    browser
+        .keys(&format!("{}{}", daemon.token(), char::from(Key::Enter)))
+        .await;
     browser.wait_for_display("#view-deploy", true).await;
     assert_eq!(browser.focused_id().await.as_deref(), Some("name"));
     browser.screenshot("deploy-form").await;
-    keys(format!("bob{}", char::from(Key::Enter))).await;
+    browser
+        .keys(&format!("bob{}", char::from(Key::Enter)))
+        .await;
     browser.wait_for_display("#view-progress", true).await;
     browser
         .wait_for_text("#progress-step", |t| t.contains("Deploying"))
@@ -287,7 +233,7 @@ async fn on_a_phone_by_keyboard_progress_survives_a_yard_restart() {
         .unwrap();
     let mut tabs = 0;
     while browser.focused_id().await.is_some() || tabs == 0 {
-        keys(char::from(Key::Tab).to_string()).await;
+        browser.keys(&char::from(Key::Tab).to_string()).await;
         tabs += 1;
         assert!(tabs < 10, "the stack's Delete button is reachable by Tab");
     }
@@ -299,15 +245,15 @@ async fn on_a_phone_by_keyboard_progress_survives_a_yard_restart() {
         .await
         .unwrap();
     assert_eq!(label.as_deref(), Some("Delete stack bob"));
-    keys(char::from(Key::Enter).to_string()).await;
+    browser.keys(&char::from(Key::Enter).to_string()).await;
     browser.wait_for_display("#confirm", true).await;
-    keys(char::from(Key::Tab).to_string()).await;
+    browser.keys(&char::from(Key::Tab).to_string()).await;
     assert_eq!(
         browser.focused_id().await.as_deref(),
         Some("confirm-delete")
     );
     browser.screenshot("confirm-delete").await;
-    keys(char::from(Key::Enter).to_string()).await;
+    browser.keys(&char::from(Key::Enter).to_string()).await;
     browser
         .wait_for_text("#stacks-empty", |t| t.contains("No stacks"))
         .await;
