@@ -27,7 +27,10 @@ use crate::stack_access;
 pub(crate) type ProxyClient = Client<HttpConnector, Body>;
 
 pub(crate) fn proxy_client() -> ProxyClient {
-    Client::builder(TokioExecutor::new()).build_http()
+    let mut connector = HttpConnector::new();
+    // A stack's small responses must not wait on Nagle's algorithm.
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// Middleware: proxies stack hosts, passes everything else on.

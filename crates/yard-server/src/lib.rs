@@ -30,7 +30,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::get;
-use axum::serve::Listener;
+use axum::serve::{Listener, ListenerExt};
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -257,6 +257,22 @@ pub fn control_app(state: AppState) -> Router {
     with_fallbacks(public.merge(agents).merge(mcp))
         .with_state(state)
         .layer(TraceLayer::new_for_http())
+}
+
+/// [`serve`] on TCP, with `TCP_NODELAY` on every connection: responses go
+/// out as headers and then body chunks, and without it Nagle's algorithm
+/// holds a small chunk back until the client's delayed ACK (40 ms).
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
+    serve(listener, app, shutdown).await
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops

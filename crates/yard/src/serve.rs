@@ -196,7 +196,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             orchestrator.stop_all(AGENT_REMOVAL).await;
         }
     });
-    let tcp = yard_server::serve(
+    let tcp = yard_server::serve_tcp(
         listener,
         yard_server::app(state.clone()),
         stopping.clone().cancelled_owned(),

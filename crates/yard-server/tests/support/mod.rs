@@ -155,7 +155,7 @@ impl TestYard {
             let app = yard_server::app(state.clone());
             let control_app = yard_server::control_app(state);
             async move {
-                let tcp = yard_server::serve(listener, app, stop.clone().cancelled_owned());
+                let tcp = yard_server::serve_tcp(listener, app, stop.clone().cancelled_owned());
                 let unix = yard_server::serve(control, control_app, stop.cancelled_owned());
                 let (tcp, unix) = tokio::join!(tcp, unix);
                 tcp.unwrap();
