@@ -1,5 +1,6 @@
-//! The host router with a stack that speaks WebSocket: messages sent to
-//! `NAME.localhost` reach the stack's container and come back.
+//! The host router with a stack that echoes what it gets: requests of every
+//! method with bodies streamed through, and WebSocket messages, sent to
+//! `NAME.localhost`, reach the stack's container and come back.
 
 #![allow(clippy::unwrap_used)]
 
@@ -28,9 +29,8 @@ async fn connect(
         .map(|(socket, _)| socket)
 }
 
-#[tokio::test]
-async fn websocket_messages_go_through_the_stack_address_and_back() {
-    let image = yard_testkit::ensure_websocket_echo_image().await;
+async fn echo_yard() -> TestYard {
+    let image = yard_testkit::ensure_http_echo_image().await;
     let yard = TestYard::start(Options {
         image,
         ..Options::default()
@@ -38,9 +38,58 @@ async fn websocket_messages_go_through_the_stack_address_and_back() {
     .await;
     let (last, payload) = yard.deploy_and_wait("echo").await;
     assert_eq!(last, "complete", "{payload}");
-    let plain = yard.stack("echo", "/").send().await.unwrap();
-    assert_eq!(plain.text().await.unwrap(), "websocket echo\n");
+    yard
+}
 
+#[tokio::test]
+async fn every_method_and_streamed_bodies_go_through() {
+    let yard = echo_yard().await;
+    let url = format!("{}/upload?part=1", yard.base);
+    let host = format!("echo.localhost:{}", yard.port);
+    for method in ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "GET"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let body = if method == reqwest::Method::GET {
+            ""
+        } else {
+            "a body"
+        };
+        let answer = yard
+            .http
+            .request(method.clone(), &url)
+            .header("host", &host)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{method}");
+        assert_eq!(
+            answer.text().await.unwrap(),
+            format!("{method} /upload?part=1\n{body}")
+        );
+    }
+    // 8 MiB in chunks, far past the API's own body limit: the router
+    // streams it to the stack and the answer back.
+    let chunk = bytes::Bytes::from(vec![b'y'; 64 * 1024]);
+    let chunks =
+        futures::stream::iter((0..128).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let answer = yard
+        .http
+        .post(&url)
+        .header("host", &host)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let echoed = answer.bytes().await.unwrap();
+    let head = b"POST /upload?part=1\n";
+    assert_eq!(echoed.len(), head.len() + 128 * 64 * 1024);
+    assert!(echoed.starts_with(head) && echoed[head.len()..].iter().all(|b| *b == b'y'));
+}
+
+#[tokio::test]
+async fn websocket_messages_go_through_the_stack_address_and_back() {
+    let yard = echo_yard().await;
     let url = format!("ws://echo.localhost:{}/socket", yard.port);
     let mut socket = connect(&yard, &url).await.unwrap();
     let large = "x".repeat(200_000);

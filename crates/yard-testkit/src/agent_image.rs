@@ -1,5 +1,5 @@
 //! Images for tests built on Debian: the agent image (git and cargo, and a
-//! scripted agent in place of a model) and a WebSocket echo stack.
+//! scripted agent in place of a model) and an echo stack for the router.
 //!
 //! The base is a `debootstrap --variant=minbase` root file system imported
 //! as an image (about a minute, once per machine). Each program is layered
@@ -70,9 +70,10 @@ hook Stop "" '{}' >/dev/null
 exit $status
 "#;
 
-/// A stack that echoes WebSocket messages on port 8080 (and answers plain
-/// HTTP), in Perl, which git brings into the base image.
-const WEBSOCKET_ECHO: &str = include_str!("../images/websocket-echo.pl");
+/// A stack on port 8080 that answers each HTTP request with its method,
+/// path and body, and echoes WebSocket messages; in Perl, which git brings
+/// into the base image.
+const HTTP_ECHO: &str = include_str!("../images/http-echo.pl");
 
 /// A program to layer on the base image.
 struct Layer {
@@ -102,18 +103,15 @@ pub async fn ensure_agent_image() -> String {
         .clone()
 }
 
-/// The name of the WebSocket echo stack image, built if it is not on the
-/// engine.
-pub async fn ensure_websocket_echo_image() -> String {
+/// The name of the echo stack image (HTTP requests and WebSocket
+/// messages), built if it is not on the engine.
+pub async fn ensure_http_echo_image() -> String {
     ECHO.get_or_init(|| {
         ensure_layered(Layer {
-            repo: "agentyard-test/websocket-echo",
-            path: "usr/local/bin/websocket-echo",
-            script: WEBSOCKET_ECHO,
-            cmd: vec![
-                "perl".to_owned(),
-                "/usr/local/bin/websocket-echo".to_owned(),
-            ],
+            repo: "agentyard-test/http-echo",
+            path: "usr/local/bin/http-echo",
+            script: HTTP_ECHO,
+            cmd: vec!["perl".to_owned(), "/usr/local/bin/http-echo".to_owned()],
             exposed_port: Some("8080/tcp"),
         })
     })

@@ -17,7 +17,7 @@ mod images;
 mod mcp;
 mod postgres;
 
-pub use agent_image::{ensure_agent_image, ensure_websocket_echo_image};
+pub use agent_image::{ensure_agent_image, ensure_http_echo_image};
 pub use browser::{Browser, Screen};
 pub use daemon::{Daemon, DaemonSetup};
 pub use docker::{DockerSweep, TEST_LABEL};

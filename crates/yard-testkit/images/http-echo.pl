@@ -1,7 +1,9 @@
 #!/usr/bin/perl
-# A stack for tests: answers plain HTTP on port 8080 with "websocket echo",
-# and echoes every WebSocket message (RFC 6455) it gets back to its sender.
-# Perl's core modules only, so it runs on the test agent base image.
+# A stack for tests, on port 8080. A plain HTTP request is answered with its
+# method, path and body ("POST /x\n<body>"), whether the body came with a
+# Content-Length or chunked; a WebSocket upgrade (RFC 6455) gets every
+# message echoed back to its sender. Perl's core modules only, so it runs on
+# the test agent base image.
 use strict;
 use warnings;
 use IO::Socket::INET;
@@ -34,6 +36,17 @@ sub fill {
   return 1;
 }
 
+# Writes all of $data, however many calls it takes.
+sub write_all {
+  my ($client, $data) = @_;
+  while (length $data) {
+    my $written = syswrite($client, $data);
+    return 0 unless defined $written;
+    substr($data, 0, $written) = '';
+  }
+  return 1;
+}
+
 sub send_frame {
   my ($client, $opcode, $payload) = @_;
   my $len = length $payload;
@@ -41,7 +54,7 @@ sub send_frame {
   if ($len < 126) { $head .= chr($len) }
   elsif ($len < 65536) { $head .= chr(126) . pack('n', $len) }
   else { $head .= chr(127) . pack('Q>', $len) }
-  syswrite($client, $head . $payload);
+  write_all($client, $head . $payload);
 }
 
 sub serve {
@@ -58,13 +71,30 @@ sub serve {
   $buf = substr($buf, $end);
   my ($key) = $head =~ /^Sec-WebSocket-Key:\s*(\S+)/mi;
   unless ($key) {
-    my $body = "websocket echo\n";
-    syswrite($client, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
-      . length($body) . "\r\nConnection: close\r\n\r\n$body");
+    my ($method, $path) = $head =~ /^(\S+) (\S+)/;
+    my $body = '';
+    if ($head =~ /^Content-Length:\s*(\d+)/mi) {
+      my $length = $1;
+      fill($client, \$buf, $length) or return;
+      $body = substr($buf, 0, $length);
+    } elsif ($head =~ /^Transfer-Encoding:\s*chunked/mi) {
+      while (1) {
+        until ($buf =~ /\r\n/) { fill($client, \$buf, length($buf) + 1) or return }
+        my $line_end = index($buf, "\r\n");
+        my $size = hex(substr($buf, 0, $line_end));
+        fill($client, \$buf, $line_end + 2 + $size + 2) or return;
+        $body .= substr($buf, $line_end + 2, $size);
+        $buf = substr($buf, $line_end + 2 + $size + 2);
+        last if $size == 0;
+      }
+    }
+    my $answer = "$method $path\n$body";
+    write_all($client, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+      . length($answer) . "\r\nConnection: close\r\n\r\n$answer");
     return;
   }
   my $accept = encode_base64(sha1($key . '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'), '');
-  syswrite($client, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+  write_all($client, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
     . "Connection: Upgrade\r\nSec-WebSocket-Accept: $accept\r\n\r\n");
   while (1) {
     fill($client, \$buf, 2) or return;
