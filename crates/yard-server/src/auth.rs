@@ -117,23 +117,31 @@ fn csrf_rejected(message: &str) -> AppError {
 }
 
 /// Refuses a request from a page on another origin: its `Origin`, when it
-/// has one, must name the host the request was sent to.
-pub(crate) fn check_origin(headers: &HeaderMap) -> Result<(), AppError> {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
+/// has one, must name the host the request was sent to, or the portal's
+/// public address (`portal_url`), for a yard behind a proxy that rewrites
+/// `Host`.
+pub(crate) fn check_origin(headers: &HeaderMap, portal_url: &str) -> Result<(), AppError> {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return match headers.get(header::ORIGIN) {
+            None => Ok(()),
+            Some(_) => Err(foreign_origin()),
+        };
     };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, authority)| authority);
-    match (origin_host, host) {
-        (Some(origin), Some(host)) if origin.eq_ignore_ascii_case(host) => Ok(()),
-        _ => Err(csrf_rejected(
-            "this request comes from a page on another origin; the yard only takes session requests from its own page",
-        )),
+    let origin_host = origin.split_once("://").map(|(_, authority)| authority);
+    let same_host = matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h));
+    let portal = origin.eq_ignore_ascii_case(portal_url.trim_end_matches('/'));
+    if same_host || portal {
+        Ok(())
+    } else {
+        Err(foreign_origin())
     }
+}
+
+fn foreign_origin() -> AppError {
+    csrf_rejected(
+        "this request comes from a page on another origin; the yard only takes session requests from its own page",
+    )
 }
 
 /// Checks what a session-authenticated request must prove: that it comes
@@ -142,8 +150,9 @@ pub(crate) fn check_csrf(
     method: &Method,
     headers: &HeaderMap,
     session: &SessionRecord,
+    portal_url: &str,
 ) -> Result<(), AppError> {
-    check_origin(headers)?;
+    check_origin(headers, portal_url)?;
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
@@ -186,7 +195,12 @@ pub(crate) async fn require_token(
             let (_, session, token) = portal_session(&state, request.headers())
                 .await?
                 .ok_or_else(AppError::unauthorized)?;
-            check_csrf(request.method(), request.headers(), &session)?;
+            check_csrf(
+                request.method(),
+                request.headers(),
+                &session,
+                &state.settings.portal_url,
+            )?;
             token
         }
     };
@@ -219,26 +233,35 @@ mod tests {
         assert!(!same_secret("abc", "ab"));
     }
 
+    const PORTAL: &str = "https://yard.example.com/";
+
     #[test]
     fn origins_must_be_the_host_asked() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("localhost:3000"));
         assert!(
-            check_origin(&headers).is_ok(),
+            check_origin(&headers, PORTAL).is_ok(),
             "no Origin: not a cross-site page"
         );
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://localhost:3000"),
         );
-        assert!(check_origin(&headers).is_ok());
+        assert!(check_origin(&headers, PORTAL).is_ok());
         for foreign in [
             "http://alice.localhost:3000",
             "null",
             "https://evil.example",
         ] {
             headers.insert(header::ORIGIN, HeaderValue::from_static(foreign));
-            assert!(check_origin(&headers).is_err(), "{foreign}");
+            assert!(check_origin(&headers, PORTAL).is_err(), "{foreign}");
         }
+        // Behind a proxy that rewrites Host, the public address counts.
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:3000"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://yard.example.com"),
+        );
+        assert!(check_origin(&headers, PORTAL).is_ok());
     }
 }

@@ -49,7 +49,7 @@ pub(crate) async fn sign_in(
     headers: HeaderMap,
     JsonBody(request): JsonBody<SignInRequest>,
 ) -> Result<Response, AppError> {
-    check_origin(&headers)?;
+    check_origin(&headers, &state.settings.portal_url)?;
     let NewSession {
         secret,
         session,
@@ -118,7 +118,7 @@ pub(crate) async fn sign_out(
     let (secret, session, token) = portal_session(&state, &headers)
         .await?
         .ok_or_else(not_signed_in)?;
-    check_csrf(&method, &headers, &session)?;
+    check_csrf(&method, &headers, &session, &state.settings.portal_url)?;
     sessions::sign_out(state.deployer.store(), &secret).await?;
     tracing::info!(token = %token.name, "signed out");
     let mut response = StatusCode::NO_CONTENT.into_response();

@@ -173,7 +173,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .data_dir
         .write_listen_addr(&addr.to_string())
         .context("cannot record the listen address")?;
-    tracing::info!(%addr, url = %format!("http://{addr}"), socket = %setup.socket.display(), "listening");
+    let settings = http_settings(&args, addr);
+    tracing::info!(%addr, portal = %settings.portal_url, socket = %setup.socket.display(), "listening; open the portal in a browser and sign in with the admin token");
 
     let state = AppState::new(
         Services {
@@ -182,7 +183,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             gatekeeper,
             bus,
         },
-        http_settings(&args, addr),
+        settings,
         stopping.clone(),
     );
     tokio::spawn({
