@@ -83,14 +83,20 @@ pub(crate) async fn route_by_host(
 /// The protocol a request asks to switch to (`Upgrade: websocket`), when it
 /// really asks: `Connection` must name `upgrade` too.
 fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
-    let asks = headers
+    let asks = connection_options(headers).any(|option| option.eq_ignore_ascii_case("upgrade"));
+    asks.then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// The options the `Connection` headers list: `upgrade`, `keep-alive`, or
+/// the names of headers meant for this hop only.
+fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-    asks.then(|| headers.get(header::UPGRADE).cloned())
-        .flatten()
+        .map(str::trim)
 }
 
 async fn proxy(
@@ -197,12 +203,8 @@ fn switch_protocols(
 /// Headers that describe one connection, not the message, and so must not
 /// be forwarded (RFC 9110 §7.6.1), including any the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+    let named: Vec<HeaderName> = connection_options(headers)
+        .filter_map(|name| HeaderName::try_from(name).ok())
         .collect();
     for name in named {
         headers.remove(name);

@@ -21,7 +21,7 @@ use yard_services::sessions::{self, SESSION_LIFETIME, SessionScope};
 use yard_store::TokenRecord;
 
 use crate::AppState;
-use crate::auth::{Principal, SameSite, bearer, cookie, set_cookie};
+use crate::auth::{Principal, SameSite, bearer, cookie, cookie_pairs, set_cookie};
 use crate::error::AppError;
 use crate::extract::PathArg;
 use crate::host::{page, page_with_link};
@@ -149,13 +149,8 @@ async fn hand_over(
 
 /// Drops cookie `name` from the request's `Cookie` headers, keeping the rest.
 fn remove_cookie(headers: &mut HeaderMap, name: &str) {
-    let kept: Vec<String> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some(name))
+    let kept: Vec<String> = cookie_pairs(headers)
+        .filter(|pair| pair.split('=').next() != Some(name))
         .map(str::to_owned)
         .collect();
     headers.remove(header::COOKIE);
