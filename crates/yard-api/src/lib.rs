@@ -176,6 +176,15 @@ pub struct StackList {
     pub stacks: Vec<StackView>,
 }
 
+impl From<&[Deployment]> for StackList {
+    /// The stacks that `live` deployments (one per name) hold.
+    fn from(live: &[Deployment]) -> Self {
+        Self {
+            stacks: live.iter().map(StackView::from).collect(),
+        }
+    }
+}
+
 /// SSE `progress` event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

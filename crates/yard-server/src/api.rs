@@ -168,9 +168,7 @@ pub(crate) async fn list_stacks(
     State(state): State<AppState>,
 ) -> Result<Json<StackList>, AppError> {
     let live = state.deployer.store().live_deployments().await?;
-    Ok(Json(StackList {
-        stacks: live.iter().map(StackView::from).collect(),
-    }))
+    Ok(Json(StackList::from(live.as_slice())))
 }
 
 /// Remove a stack and everything it owns

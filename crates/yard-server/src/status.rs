@@ -17,7 +17,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
-use yard_api::{ApiError, CompleteEvent, ErrorEvent, ProgressEvent, StackList, StackView, events};
+use yard_api::{ApiError, CompleteEvent, ErrorEvent, ProgressEvent, StackList, events};
 use yard_core::{Deployment, DeploymentStatus};
 use yard_services::YardEvent;
 
@@ -99,9 +99,7 @@ pub(crate) async fn watch_stacks(
             }
             match store.live_deployments().await {
                 Ok(live) => {
-                    let list = StackList {
-                        stacks: live.iter().map(StackView::from).collect(),
-                    };
+                    let list = StackList::from(live.as_slice());
                     Some((sse(events::STACKS, &list).retry(RETRY), (changes, false)))
                 }
                 Err(e) => {

@@ -19,9 +19,14 @@ pub const ADMIN_TOKEN_NAME: &str = "admin";
 /// Longest token name.
 const MAX_TOKEN_NAME: usize = 64;
 
+/// 256 random bits, in hex: the secret part of tokens and sessions.
+pub(crate) fn random_secret() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
 /// A new random token.
 pub fn generate_token() -> String {
-    format!("{TOKEN_PREFIX}{}", hex::encode(rand::random::<[u8; 32]>()))
+    format!("{TOKEN_PREFIX}{}", random_secret())
 }
 
 /// The form a token is stored and looked up in.

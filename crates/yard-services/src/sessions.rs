@@ -16,7 +16,7 @@ use std::time::Duration;
 use yard_core::{StackName, Timestamp};
 use yard_store::{SessionRecord, Store, StoreError, TokenRecord};
 
-use crate::auth::{authenticate, hash_token};
+use crate::auth::{authenticate, hash_token, random_secret};
 use crate::now;
 
 /// How long a portal or stack session lasts.
@@ -51,10 +51,6 @@ pub struct NewSession {
     pub secret: String,
     pub session: SessionRecord,
     pub token: TokenRecord,
-}
-
-fn random_secret() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
 }
 
 fn later(from: Timestamp, by: Duration) -> Timestamp {
