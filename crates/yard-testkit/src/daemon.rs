@@ -207,6 +207,37 @@ impl Daemon {
         self.launch();
     }
 
+    /// `GET path` on the API with the admin token, as JSON.
+    pub async fn api_get(&self, path: &str) -> serde_json::Value {
+        crate::http()
+            .get(format!("{}{path}", self.url()))
+            .bearer_auth(self.token())
+            .send()
+            .await
+            .expect("the API answers")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
+    /// Starts deploying `name` through the API; returns the deployment id.
+    pub async fn api_deploy(&self, name: &str) -> String {
+        let accepted = crate::http()
+            .post(format!("{}/api/deploy", self.url()))
+            .bearer_auth(self.token())
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .expect("the API answers")
+            .json::<serde_json::Value>()
+            .await
+            .expect("a JSON answer");
+        accepted["deploymentId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no deployment for {name}: {accepted}"))
+            .to_owned()
+    }
+
     /// Runs `yard ARGS` as a client of this daemon.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(&self.bin)

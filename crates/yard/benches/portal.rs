@@ -44,20 +44,6 @@ fn daemon(image: &str) -> Daemon {
     )
 }
 
-async fn deploy(daemon: &Daemon, name: &str) -> String {
-    let accepted: serde_json::Value = yard_testkit::http()
-        .post(format!("{}/api/deploy", daemon.url()))
-        .bearer_auth(daemon.token())
-        .json(&serde_json::json!({ "name": name }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    accepted["deploymentId"].as_str().unwrap().to_owned()
-}
-
 /// Waits until the deployment `id` has completed.
 async fn completed(daemon: &Daemon, id: &str) {
     let body = yard_testkit::http()
@@ -141,7 +127,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 async fn router() {
     let daemon = daemon(WEB_IMAGE);
-    let id = deploy(&daemon, "routed").await;
+    let id = daemon.api_deploy("routed").await;
     completed(&daemon, &id).await;
     let direct_url = format!("http://{}/", container_address("routed"));
     let host = format!("routed.localhost:{}", daemon.port());
@@ -200,7 +186,7 @@ async fn fan_out() {
     let before = rss_kib(daemon.pid().unwrap());
     // The slow stack answers after four seconds: time for every watcher to
     // join while it deploys.
-    let id = deploy(&daemon, "watched").await;
+    let id = daemon.api_deploy("watched").await;
     let client = yard_testkit::http();
     let url = Arc::new(format!("{}/api/status/{id}", daemon.url()));
     let token = Arc::new(daemon.token());

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use fantoccini::Locator;
 use fantoccini::key::Key;
-use serde_json::Value;
 use yard_testkit::{Browser, Daemon, DaemonSetup, SLOW_IMAGE, Screen, ensure_stack_images};
 
 const YARD: &str = env!("CARGO_BIN_EXE_yard");
@@ -35,18 +34,6 @@ async fn daemon() -> Daemon {
 /// The page, as a person opens it: by name, not by IP address.
 fn page_url(daemon: &Daemon) -> String {
     format!("http://localhost:{}/", daemon.port())
-}
-
-async fn stacks(daemon: &Daemon) -> Value {
-    yard_testkit::http()
-        .get(format!("{}/api/stacks", daemon.url()))
-        .bearer_auth(daemon.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -167,7 +154,10 @@ async fn a_person_deploys_follows_opens_and_deletes_a_stack() {
         .wait_for_text("#stacks-empty", |t| t.contains("No stacks"))
         .await;
     browser.screenshot("deleted").await;
-    assert_eq!(stacks(&daemon).await["stacks"], serde_json::json!([]));
+    assert_eq!(
+        daemon.api_get("/api/stacks").await["stacks"],
+        serde_json::json!([])
+    );
 
     // Signing out takes the person back to the sign-in form.
     browser.click("#sign-out").await;
@@ -258,5 +248,8 @@ async fn on_a_phone_by_keyboard_progress_survives_a_yard_restart() {
         .wait_for_text("#stacks-empty", |t| t.contains("No stacks"))
         .await;
     browser.screenshot("deleted").await;
-    assert_eq!(stacks(&daemon).await["stacks"], serde_json::json!([]));
+    assert_eq!(
+        daemon.api_get("/api/stacks").await["stacks"],
+        serde_json::json!([])
+    );
 }

@@ -30,18 +30,6 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).trim().to_owned()
 }
 
-async fn api_get(daemon: &Daemon, path: &str) -> Value {
-    yard_testkit::http()
-        .get(format!("{}{path}", daemon.url()))
-        .bearer_auth(daemon.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn deploy_prints_the_url_and_the_stack_answers_there() {
     let daemon = daemon(WEB_IMAGE).await;
@@ -164,26 +152,11 @@ async fn json_output_and_exit_codes_suit_scripts() {
     );
 }
 
-/// Starts a deployment through the API; returns its id.
-async fn api_deploy(daemon: &Daemon, name: &str) -> String {
-    let accepted: Value = yard_testkit::http()
-        .post(format!("{}/api/deploy", daemon.url()))
-        .bearer_auth(daemon.token())
-        .json(&serde_json::json!({ "name": name }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    accepted["deploymentId"].as_str().unwrap().to_owned()
-}
-
 /// Polls the API until the deployment reaches a final or completed state.
 async fn wait_for_outcome(daemon: &Daemon, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let deployment = api_get(daemon, &format!("/api/deployments/{id}")).await;
+        let deployment = daemon.api_get(&format!("/api/deployments/{id}")).await;
         if matches!(deployment["status"].as_str(), Some("completed" | "failed")) {
             return deployment;
         }
@@ -198,7 +171,7 @@ async fn a_daemon_killed_mid_deployment_converges_after_restart() {
     let http = yard_testkit::http();
     for (round, delay_ms) in [0_u64, 40, 300, 2000].into_iter().enumerate() {
         let name = format!("crash{round}");
-        let id = api_deploy(&daemon, &name).await;
+        let id = daemon.api_deploy(&name).await;
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         daemon.kill();
         daemon.restart();
@@ -237,7 +210,7 @@ async fn a_daemon_killed_mid_deployment_converges_after_restart() {
         "at least one kill landed mid-deployment"
     );
     // Everything left belongs to a completed stack; removing those leaves nothing.
-    let stacks = api_get(&daemon, "/api/stacks").await;
+    let stacks = daemon.api_get("/api/stacks").await;
     for stack in stacks["stacks"].as_array().unwrap() {
         let name = stack["name"].as_str().unwrap();
         assert!(daemon.cli(&["destroy", name]).status.success());
@@ -280,7 +253,7 @@ async fn orphans_are_removed_at_start() {
 async fn sigterm_stops_the_daemon_promptly_even_with_watchers() {
     let mut daemon = daemon(SLOW_IMAGE).await;
     let http = yard_testkit::http();
-    let id = api_deploy(&daemon, "patient").await;
+    let id = daemon.api_deploy("patient").await;
     // An open progress stream must not hold the daemon up.
     let watcher = http
         .get(format!("{}/api/status/{id}", daemon.url()))

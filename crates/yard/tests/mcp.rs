@@ -66,18 +66,6 @@ fn transports(daemon: &Daemon) -> Vec<(&'static str, Value, &'static str)> {
     ]
 }
 
-async fn api(daemon: &Daemon, path: &str) -> Value {
-    yard_testkit::http()
-        .get(format!("{}{path}", daemon.url()))
-        .bearer_auth(daemon.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 fn call(tool: &str, args: Value) -> Value {
     json!({"op": "call", "tool": tool, "args": args})
 }
@@ -159,7 +147,7 @@ async fn every_tool_answers_on_every_transport_as_the_api_does() {
         assert_eq!(deployment["status"], "completed");
         let id = deployment["id"].as_str().unwrap();
         assert_eq!(
-            &api(&daemon, &format!("/api/deployments/{id}")).await,
+            &daemon.api_get(&format!("/api/deployments/{id}")).await,
             deployment,
             "{what}"
         );
@@ -182,7 +170,7 @@ async fn every_tool_answers_on_every_transport_as_the_api_does() {
         assert_eq!(agent["status"], "running", "{what}: {}", results[7]);
         let agent_id = agent["id"].as_str().unwrap();
         assert_eq!(
-            &api(&daemon, &format!("/api/agents/{agent_id}")).await,
+            &daemon.api_get(&format!("/api/agents/{agent_id}")).await,
             agent
         );
         let agents = &results[8]["structured"]["agents"];
@@ -226,7 +214,7 @@ async fn every_tool_answers_on_every_transport_as_the_api_does() {
             "{what}: {results:?}"
         );
         assert_eq!(
-            api(&daemon, &format!("/api/agents/{agent_id}")).await["status"],
+            daemon.api_get(&format!("/api/agents/{agent_id}")).await["status"],
             "stopped"
         );
         assert!(daemon.cli(&["destroy", &name]).status.success());
@@ -355,7 +343,7 @@ async fn credentials_origins_and_hosts_are_checked() {
         results[3]
     );
     assert_eq!(
-        api(&daemon, "/api/stacks").await["stacks"],
+        daemon.api_get("/api/stacks").await["stacks"],
         json!([]),
         "nothing was deployed"
     );
