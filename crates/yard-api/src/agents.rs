@@ -14,7 +14,8 @@ fn one() -> u32 {
 /// `POST /api/agents` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SpawnRequest {
-    /// The source repository, as a path on the daemon's machine.
+    /// The source repository, as an absolute path on the daemon's machine;
+    /// for users, inside the yard's repository roots.
     pub repo: String,
     /// How many agents (default 1).
     #[serde(default = "one")]
@@ -43,6 +44,12 @@ pub struct AgentView {
     pub base_commit: String,
     pub task: String,
     pub image: String,
+    /// The name of the person it works for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// The agent that spawned it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
     /// Why it failed or stopped.
@@ -66,6 +73,8 @@ impl From<&Agent> for AgentView {
             base_commit: a.base_commit.clone(),
             task: a.task.clone(),
             image: a.image.clone(),
+            owner: a.owner.as_ref().map(|o| o.name.clone()),
+            parent: a.parent.as_ref().map(ToString::to_string),
             exit_code: a.exit_code,
             message: a.message.clone(),
             head_commit: a.head_commit.clone(),
@@ -130,6 +139,9 @@ pub struct AuditView {
     /// The command or path decided on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// The start of the tool call's input, as JSON (at most a few KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
     /// What the agent was told.
     pub decision: Decision,
     /// A rule said `ask` and the policy's fallback decided.

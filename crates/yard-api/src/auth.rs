@@ -18,7 +18,8 @@ pub enum TokenRoleView {
 #[serde(rename_all = "camelCase")]
 pub struct TokenView {
     pub id: String,
-    /// Whose token it is; the stacks it deploys are owned by this name.
+    /// Whose token it is, for people; names are unique among active tokens
+    /// whatever their case.
     pub name: String,
     pub role: TokenRoleView,
     pub created_at: String,
@@ -41,6 +42,22 @@ pub struct CreateTokenRequest {
     /// `user` unless given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<TokenRoleView>,
+    /// The id or name of a revoked token whose stacks and agents the new
+    /// token takes over (a reissue). Without it, the new token owns nothing
+    /// it did not make, even under a name some old token had.
+    #[serde(default, rename = "takesOver", skip_serializing_if = "Option::is_none")]
+    pub takes_over: Option<String>,
+}
+
+/// `DELETE /api/tokens/{token}`: the token, and the agents stopped with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokedToken {
+    #[serde(flatten)]
+    pub token: TokenView,
+    /// The ids of the token's agents that were stopped.
+    #[serde(default)]
+    pub stopped_agents: Vec<String>,
 }
 
 /// `201` answer to `POST /api/tokens`: the only time the secret is shown.

@@ -18,8 +18,8 @@ pub use agents::{
     PruneResult, SpawnRequest, SpawnResult,
 };
 pub use auth::{
-    CreateTokenRequest, CreatedToken, SessionView, SignInRequest, TokenList, TokenRoleView,
-    TokenView,
+    CreateTokenRequest, CreatedToken, RevokedToken, SessionView, SignInRequest, TokenList,
+    TokenRoleView, TokenView,
 };
 pub use hooks::{HookInput, hook_output};
 pub use yard_core::{AgentStatus, Decision, DeploymentStatus, HookEvent};
@@ -126,7 +126,7 @@ impl From<&Deployment> for DeploymentView {
             message: d.message.clone(),
             url: d.url.clone(),
             image: d.image.clone(),
-            owner: d.owner.clone(),
+            owner: d.owner.as_ref().map(|o| o.name.clone()),
             created_at: rfc3339(d.created_at),
             updated_at: rfc3339(d.updated_at),
         }
@@ -163,7 +163,7 @@ impl From<&Deployment> for StackView {
             status: d.status,
             deployment_id: d.id.to_string(),
             image: d.image.clone(),
-            owner: d.owner.clone(),
+            owner: d.owner.as_ref().map(|o| o.name.clone()),
             created_at: rfc3339(d.created_at),
         }
     }
@@ -243,6 +243,8 @@ pub enum ErrorCode {
     InvalidRequest,
     /// The agent is not running.
     AgentNotRunning,
+    /// Starting these agents would pass a cap on running agents.
+    TooManyAgents,
     /// A merge would conflict; nothing was changed.
     MergeConflict,
     /// The source repository is not in a state to merge into.

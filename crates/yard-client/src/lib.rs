@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use yard_api::{
     AgentDiffView, AgentList, AgentView, ApiError, AuditList, CompleteEvent, CreateTokenRequest,
     CreatedToken, DeployAccepted, DeployRequest, DeploymentList, DeploymentView, ErrorEvent,
-    Health, MergeView, NameCheck, PolicyView, ProgressEvent, PruneResult, SpawnRequest,
-    SpawnResult, StackList, StackView, TokenList, TokenRoleView, TokenView, events,
+    Health, MergeView, NameCheck, PolicyView, ProgressEvent, PruneResult, RevokedToken,
+    SpawnRequest, SpawnResult, StackList, StackView, TokenList, events,
 };
 
 /// A WebSocket to an agent's terminal.
@@ -197,14 +197,9 @@ impl YardClient {
     /// `POST /api/tokens`.
     pub async fn create_token(
         &self,
-        name: &str,
-        role: Option<TokenRoleView>,
+        request: &CreateTokenRequest,
     ) -> Result<CreatedToken, ClientError> {
-        let body = CreateTokenRequest {
-            name: name.to_owned(),
-            role,
-        };
-        self.post(&["api", "tokens"], &body).await
+        self.post(&["api", "tokens"], request).await
     }
 
     /// `GET /api/tokens`.
@@ -212,10 +207,18 @@ impl YardClient {
         self.get(&["api", "tokens"]).await
     }
 
-    /// `DELETE /api/tokens/{token}`, by id or name.
-    pub async fn revoke_token(&self, key: &str) -> Result<TokenView, ClientError> {
-        self.send(self.request(Method::DELETE, &["api", "tokens", key]))
-            .await
+    /// `DELETE /api/tokens/{token}`, by id or name; its agents stop unless
+    /// `keep_agents`.
+    pub async fn revoke_token(
+        &self,
+        key: &str,
+        keep_agents: bool,
+    ) -> Result<RevokedToken, ClientError> {
+        let mut url = self.url(&["api", "tokens", key]);
+        if keep_agents {
+            url.query_pairs_mut().append_pair("keepAgents", "true");
+        }
+        self.send(self.request_to(Method::DELETE, url)).await
     }
 
     /// `POST /api/agents`.

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::Timestamp;
+use crate::{Owner, Timestamp};
 
 /// An agent's id: 8 lowercase hex digits, short enough to type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -118,6 +118,11 @@ pub struct Agent {
     pub id: AgentId,
     /// The yard instance that runs it.
     pub instance: String,
+    /// The person who spawned it, or who spawned the agent that did;
+    /// `None` for agents made before owners were recorded (the admins').
+    pub owner: Option<Owner>,
+    /// The agent that spawned it, if an agent did.
+    pub parent: Option<AgentId>,
     /// The source repository's working tree, absolute.
     pub repo: String,
     /// The base as it was asked for (`HEAD`, a branch, a sha).

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::StackName;
+use crate::{Owner, StackName};
 
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -212,8 +212,9 @@ pub struct Deployment {
     pub message: Option<String>,
     pub url: String,
     pub image: String,
-    /// The name of the token that asked for it: the stack's owner.
-    pub owner: Option<String>,
+    /// Who asked for it: the stack's owner. `None` for deployments made
+    /// before owners were recorded (the admins').
+    pub owner: Option<Owner>,
     /// Bumped on every change, so a watcher can tell which of two snapshots
     /// is newer and skip events it has already seen.
     pub seq: i64,

@@ -6,16 +6,20 @@
 //! `alice`) *is* the vocabulary; the JSON shapes of requests and responses
 //! live in `yard-api`.
 
+pub mod access;
 pub mod address;
 pub mod agent;
 pub mod deployment;
 pub mod hook;
+pub mod image;
 pub mod name;
 pub mod policy;
 
+pub use access::{Actor, Owner, Person, Role};
 pub use address::StackAddressing;
 pub use agent::{Agent, AgentId, AgentStatus};
 pub use deployment::{Deployment, DeploymentId, DeploymentStatus, Timestamp, TransitionError};
 pub use hook::HookEvent;
+pub use image::{ImageRef, ImageRefError};
 pub use name::{NameError, NamePolicy, StackName};
 pub use policy::{Decision, HookFacts, Policy, PolicyError, Verdict};

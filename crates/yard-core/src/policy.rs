@@ -19,6 +19,13 @@
 //! reason = "Force pushes rewrite shared history."
 //! ```
 //!
+//! Agents spawn no agents of their own unless the policy says how many:
+//!
+//! ```toml
+//! [agents]
+//! may_spawn = 2   # children per agent, over its life; 0 by default
+//! ```
+//!
 //! In globs `*` matches any run of characters, `/` included; `?` one
 //! character; `[abc]` a class; `{a,b}` alternatives.
 
@@ -101,6 +108,17 @@ struct PolicyFile {
     ask_fallback: Fallback,
     #[serde(default)]
     rules: Vec<RuleFile>,
+    #[serde(default)]
+    agents: AgentsFile,
+}
+
+/// `[agents]`: what agents may do with their own credential.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentsFile {
+    /// How many children each agent may spawn over its life.
+    #[serde(default)]
+    may_spawn: u32,
 }
 
 fn default_allow() -> Decision {
@@ -155,6 +173,7 @@ pub struct Policy {
     default: Decision,
     ask_fallback: Fallback,
     rules: Vec<Rule>,
+    may_spawn: u32,
 }
 
 impl Default for Policy {
@@ -164,6 +183,7 @@ impl Default for Policy {
             default: Decision::Allow,
             ask_fallback: Fallback::Deny,
             rules: Vec::new(),
+            may_spawn: 0,
         }
     }
 }
@@ -213,7 +233,14 @@ impl Policy {
             default: file.default,
             ask_fallback: file.ask_fallback,
             rules,
+            may_spawn: file.agents.may_spawn,
         })
+    }
+
+    /// How many agents one agent may spawn with its own credential, over
+    /// its whole life (`[agents] may_spawn`; none unless the policy says).
+    pub fn may_spawn(&self) -> u32 {
+        self.may_spawn
     }
 
     /// How many rules the policy has.
@@ -391,8 +418,13 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_policy_allows_everything() {
+    fn an_empty_policy_allows_everything_but_spawning() {
         let policy = Policy::parse("").unwrap();
         assert_eq!(policy.evaluate(&bash("anything")).decision, Decision::Allow);
+        assert_eq!(policy.may_spawn(), 0);
+        let spawning = Policy::parse("[agents]\nmay_spawn = 3\n").unwrap();
+        assert_eq!(spawning.may_spawn(), 3);
+        assert!(Policy::parse("[agents]\nmay_spawn = -1\n").is_err());
+        assert!(Policy::parse("[agents]\nmay_spwan = 1\n").is_err());
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,11 +33,45 @@ use hyper_util::rt::TokioExecutor;
 use yard_core::StackName;
 
 mod agents;
+mod image_user;
 
 use crate::{
     Endpoint, Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, ResourceKind,
-    StackResource, StackSpec,
+    ResourceLimits, StackResource, StackSpec, UserIds, is_reserved_label,
 };
+
+/// The capabilities stacks and agents keep; all others are dropped. This is
+/// Docker's default set without MKNOD, NET_RAW (forged packets), SETFCAP,
+/// SETPCAP, SYS_CHROOT and AUDIT_WRITE: enough for a process that starts as
+/// root to own its files and switch to its own user, nothing for reaching
+/// past its container.
+pub const KEPT_CAPABILITIES: [&str; 8] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "NET_BIND_SERVICE",
+    "SETGID",
+    "SETUID",
+];
+
+/// The confinement every container the yard makes runs under: no new
+/// privileges (setuid binaries and file capabilities gain nothing), the
+/// kept capabilities only, and `limits`.
+fn confined(limits: &ResourceLimits) -> HostConfig {
+    HostConfig {
+        security_opt: Some(vec!["no-new-privileges:true".to_owned()]),
+        cap_drop: Some(vec!["ALL".to_owned()]),
+        cap_add: Some(KEPT_CAPABILITIES.map(str::to_owned).to_vec()),
+        pids_limit: Some(limits.pids),
+        memory: limits.memory_bytes,
+        // The same as memory: no swap on top of the limit.
+        memory_swap: limits.memory_bytes,
+        nano_cpus: limits.cpus.map(|cpus| (cpus * 1e9) as i64),
+        ..Default::default()
+    }
+}
 
 /// Label recording the container port a stack listens on, so the endpoint
 /// can be found again without the spec.
@@ -74,19 +109,26 @@ pub struct DockerEngine {
     docker: Docker,
     config: DockerConfig,
     probe: Client<HttpConnector, Empty<Bytes>>,
+    /// The user each agent image (by id) runs as, once looked up.
+    image_users: Arc<Mutex<HashMap<String, Option<UserIds>>>>,
 }
 
 impl DockerEngine {
     /// A client for the engine at `DOCKER_HOST` (default: the local
     /// socket). Nothing is sent yet, so a yard can start while Docker is
-    /// still coming up; [`Engine::ping`] tells whether it answers.
+    /// still coming up; [`Engine::ping`] tells whether it answers. Extra
+    /// labels in the yard's own namespace are refused.
     pub fn connect(config: DockerConfig) -> Result<Self, EngineError> {
+        if let Some(key) = config.extra_labels.keys().find(|k| is_reserved_label(k)) {
+            return Err(EngineError::ReservedLabel(key.clone()));
+        }
         let docker = Docker::connect_with_defaults().map_err(unavailable)?;
         let probe = Client::builder(TokioExecutor::new()).build_http();
         Ok(Self {
             docker,
             config,
             probe,
+            image_users: Arc::default(),
         })
     }
 
@@ -383,7 +425,7 @@ impl Engine for DockerEngine {
                     name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                     maximum_retry_count: None,
                 }),
-                ..Default::default()
+                ..confined(&spec.limits)
             }),
             ..Default::default()
         };

@@ -21,7 +21,7 @@ use futures::stream::BoxStream;
 use tokio::io::AsyncWrite;
 use yard_core::{AgentId, StackName};
 
-pub use docker::{DockerConfig, DockerEngine};
+pub use docker::{DockerConfig, DockerEngine, KEPT_CAPABILITIES};
 
 /// Label on everything the yard creates.
 pub const LABEL_MANAGED: &str = "agentyard.managed";
@@ -31,9 +31,89 @@ pub const LABEL_INSTANCE: &str = "agentyard.instance";
 pub const LABEL_STACK: &str = "agentyard.stack";
 /// Label naming the agent a container runs.
 pub const LABEL_AGENT: &str = "agentyard.agent";
+/// Every label key with this prefix is the yard's own: operators' extra
+/// labels may not use it, so nothing can pass for something the yard made.
+pub const RESERVED_LABEL_PREFIX: &str = "agentyard.";
+
+/// Whether `key` is in the yard's own label namespace.
+pub fn is_reserved_label(key: &str) -> bool {
+    key.len() >= RESERVED_LABEL_PREFIX.len()
+        && key[..RESERVED_LABEL_PREFIX.len()].eq_ignore_ascii_case(RESERVED_LABEL_PREFIX)
+}
+
+/// What a container may use of its host. Every stack and agent runs with
+/// limits: a runaway build or a fork bomb in one cannot starve the others.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResourceLimits {
+    /// Memory in bytes (swap included); `None` for no limit.
+    pub memory_bytes: Option<i64>,
+    /// CPUs, e.g. 1.5; `None` for no limit.
+    pub cpus: Option<f64>,
+    /// The most processes and threads at once.
+    pub pids: i64,
+}
+
+impl ResourceLimits {
+    /// Agents: builds need room (4 GiB, 2 CPUs, 4096 processes).
+    pub const AGENT_DEFAULT: Self = Self {
+        memory_bytes: Some(4 << 30),
+        cpus: Some(2.0),
+        pids: 4096,
+    };
+    /// Stacks: one assistant each (2 GiB, 1 CPU, 1024 processes).
+    pub const STACK_DEFAULT: Self = Self {
+        memory_bytes: Some(2 << 30),
+        cpus: Some(1.0),
+        pids: 1024,
+    };
+}
+
+/// Parses a memory size: bytes, or a number with `k`, `m`, `g` (powers of
+/// 1024, `b`/`ib` suffixes allowed), or `none`.
+pub fn parse_memory(raw: &str) -> Result<Option<i64>, String> {
+    let text = raw.trim().to_ascii_lowercase();
+    if text == "none" || text == "unlimited" {
+        return Ok(None);
+    }
+    let text = text.trim_end_matches('b').trim_end_matches('i');
+    let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => (&text[..i], &text[i..]),
+        None => (text, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("{raw:?} is not a size like 512m or 4g")),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a size like 512m or 4g"))?;
+    let bytes = value * 2f64.powi(shift);
+    // Docker refuses less than 6 MiB.
+    if !bytes.is_finite() || bytes < f64::from(6u32 << 20) || bytes > 9.0e18 {
+        return Err(format!("{raw:?} must be at least 6m"));
+    }
+    Ok(Some(bytes as i64))
+}
+
+/// Parses a CPU count like `2` or `0.5`, or `none`.
+pub fn parse_cpus(raw: &str) -> Result<Option<f64>, String> {
+    let text = raw.trim();
+    if text.eq_ignore_ascii_case("none") || text.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(cpus) if (0.01..=1024.0).contains(&cpus) => Ok(Some(cpus)),
+        _ => Err(format!("{raw:?} is not a CPU count like 2 or 0.5")),
+    }
+}
 
 /// What a backend needs to run one stack.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StackSpec {
     pub name: StackName,
     pub image: String,
@@ -42,6 +122,7 @@ pub struct StackSpec {
     pub port: Option<u16>,
     /// Environment for the stack's container, in order.
     pub env: Vec<(String, String)>,
+    pub limits: ResourceLimits,
 }
 
 /// Where the yard reaches a running stack's HTTP port, as `host:port`.
@@ -101,6 +182,12 @@ pub enum EngineError {
     Foreign { kind: ResourceKind, name: String },
     #[error("the stack did not come up: {0}")]
     NotReady(String),
+    #[error(
+        "the label {0:?} is in the yard's own namespace (agentyard.*); pick another key for YARD_LABELS"
+    )]
+    ReservedLabel(String),
+    #[error("image {image:?} runs as user {user:?}, which it does not define in /etc/passwd")]
+    UnknownImageUser { image: String, user: String },
     #[error("{operation} failed: {message}")]
     Backend {
         operation: &'static str,
@@ -159,11 +246,21 @@ pub struct AgentMount {
     pub read_only: bool,
 }
 
+/// The numeric user and group a container's processes run as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UserIds {
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// What a backend needs to run one agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AgentSpec {
     pub id: AgentId,
     pub image: String,
+    /// Who its processes run as; `None` keeps the image's (root) user.
+    pub user: Option<UserIds>,
+    pub limits: ResourceLimits,
     pub env: Vec<(String, String)>,
     pub mounts: Vec<AgentMount>,
     pub working_dir: String,
@@ -190,6 +287,10 @@ impl fmt::Debug for AgentIo {
 pub trait AgentRuntime: Send + Sync + fmt::Debug {
     /// Whether `image` is on the engine.
     async fn image_exists(&self, image: &str) -> Result<bool, EngineError>;
+
+    /// The non-root user `image` says its processes run as, as numbers;
+    /// `None` when it runs them as root.
+    async fn image_user(&self, image: &str) -> Result<Option<UserIds>, EngineError>;
 
     /// Makes the shared cache volume `name` if it does not exist.
     async fn ensure_cache_volume(&self, name: &str) -> Result<(), EngineError>;
@@ -218,4 +319,40 @@ pub trait AgentRuntime: Send + Sync + fmt::Debug {
 
     /// The agents whose containers this instance has on the engine.
     async fn agent_containers(&self) -> Result<Vec<AgentId>, EngineError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_parse_like_docker_and_refuse_nonsense() {
+        assert_eq!(parse_memory("512m"), Ok(Some(512 << 20)));
+        assert_eq!(parse_memory("4G"), Ok(Some(4 << 30)));
+        assert_eq!(parse_memory("1.5gib"), Ok(Some(3 << 29)));
+        assert_eq!(parse_memory("none"), Ok(None));
+        for bad in ["", "lots", "1x", "1k", "-1g"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_cpus("0.5"), Ok(Some(0.5)));
+        assert_eq!(parse_cpus("none"), Ok(None));
+        for bad in ["0", "-1", "many", "NaN"] {
+            assert!(parse_cpus(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_whole_agentyard_prefix_is_reserved() {
+        for ours in [
+            "agentyard.agent",
+            "agentyard.managed",
+            "AgentYard.X",
+            "agentyard.",
+        ] {
+            assert!(is_reserved_label(ours), "{ours}");
+        }
+        for theirs in ["team", "agentyard-test", "io.agentyard", "agentyard"] {
+            assert!(!is_reserved_label(theirs), "{theirs}");
+        }
+    }
 }

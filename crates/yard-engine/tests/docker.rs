@@ -6,8 +6,14 @@
 use std::time::Duration;
 
 use yard_core::StackName;
-use yard_engine::{DockerConfig, DockerEngine, Engine, EngineError, ResourceKind, StackSpec};
-use yard_testkit::{CRASH_IMAGE, DockerSweep, TEST_LABEL, WEB_IMAGE, ensure_stack_images};
+use yard_engine::{
+    AgentRuntime, DockerConfig, DockerEngine, Engine, EngineError, KEPT_CAPABILITIES, ResourceKind,
+    ResourceLimits, StackSpec, UserIds,
+};
+use yard_testkit::{
+    AGENT_UID, CRASH_IMAGE, DockerSweep, TEST_LABEL, WEB_IMAGE, ensure_agent_image,
+    ensure_stack_images,
+};
 
 /// An engine with a fresh instance id whose resources carry the test label.
 fn engine_for(instance: &str, sweep: &DockerSweep) -> DockerEngine {
@@ -28,6 +34,11 @@ fn spec(name: &str, image: &str) -> StackSpec {
         image: image.to_owned(),
         port: None,
         env: vec![("YARD_STACK_NAME".into(), name.into())],
+        limits: ResourceLimits {
+            memory_bytes: Some(256 << 20),
+            cpus: Some(0.5),
+            pids: 64,
+        },
     }
 }
 
@@ -47,6 +58,19 @@ async fn steps_are_idempotent_and_removal_is_complete() {
         resources.len(),
         3,
         "one container, one network, one volume: {resources:?}"
+    );
+    // Confined: no new privileges, a few capabilities, the spec's limits.
+    let host = sweep
+        .inspect("agentyard.stack=alice")
+        .await
+        .host_config
+        .unwrap();
+    assert_eq!(host.security_opt.unwrap(), ["no-new-privileges:true"]);
+    assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
+    assert_eq!(host.cap_add.unwrap().len(), KEPT_CAPABILITIES.len());
+    assert_eq!(
+        (host.memory, host.nano_cpus, host.pids_limit),
+        (Some(256 << 20), Some(500_000_000), Some(64))
     );
     assert!(
         engine.endpoint(&alice.name).await.unwrap().is_none(),
@@ -192,4 +216,40 @@ async fn a_resource_with_our_name_but_not_our_labels_is_not_adopted() {
         "{err}"
     );
     assert!(engine.stack_resources().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_yards_own_label_namespace_is_refused_as_an_extra_label() {
+    let mut config = DockerConfig::new("t0");
+    config
+        .extra_labels
+        .insert("agentyard.agent".to_owned(), "x".to_owned());
+    let err = DockerEngine::connect(config).unwrap_err();
+    assert!(matches!(err, EngineError::ReservedLabel(_)), "{err}");
+    assert!(err.to_string().contains("YARD_LABELS"), "{err}");
+}
+
+#[tokio::test]
+async fn an_images_user_is_found_in_numbers() {
+    ensure_stack_images().await;
+    let agent_image = ensure_agent_image().await;
+    let sweep = DockerSweep::new();
+    let engine = engine(&sweep);
+    assert_eq!(
+        engine.image_user(&agent_image).await.unwrap(),
+        Some(UserIds {
+            uid: AGENT_UID,
+            gid: AGENT_UID
+        }),
+        "USER agent, looked up in the image's passwd"
+    );
+    assert_eq!(engine.image_user(WEB_IMAGE).await.unwrap(), None, "root");
+    assert!(matches!(
+        engine.image_user("agentyard-test/none:1").await,
+        Err(EngineError::ImageNotFound { .. })
+    ));
+    assert!(
+        sweep.resources().await.is_empty(),
+        "the container that read the image's passwd is gone"
+    );
 }

@@ -10,12 +10,23 @@
 //!
 //! This drives the `git` command line: it is what users have, it handles
 //! every repository layout, and its behaviour is the reference. Every call
-//! runs with `safe.directory=*` (checkouts may belong to another user than
-//! the yard) and never prompts.
+//! runs with `safe.directory=*` and never prompts.
+//!
+//! A yard that runs as root runs git in a person's repository as that
+//! repository's owner: objects, refs and merged files it writes belong to
+//! the person, and whatever the repository's own configuration makes git
+//! run (hooks, merge drivers, `core.fsmonitor`) runs with that person's
+//! rights, never root's. Checkouts are the yard's: it reads them only with
+//! plumbing that runs no hooks, filters or helpers (`rev-parse`,
+//! `pack-objects`), and a branch comes back as a pack piped from the
+//! checkout's side to the source's `index-pack`, so no git process ever
+//! needs both sides' rights.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 /// What went wrong with a git operation.
@@ -64,39 +75,130 @@ pub struct Repo {
     /// The shared git directory (`.git`, or the repository when bare).
     common_dir: PathBuf,
     bare: bool,
+    /// Who git runs as here.
+    owner: RunAs,
 }
 
-/// Runs `git` in `dir` and returns its trimmed stdout.
-async fn git<I, S>(dir: &Path, args: I) -> Result<String, GitError>
+/// The user a git process runs as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunAs {
+    /// The yard's own user.
+    Yard,
+    /// Another user: the owner of the repository, when the yard is root.
+    User { uid: u32, gid: u32 },
+}
+
+impl RunAs {
+    /// The owner of `path`, if the yard can act as them (it is root) and
+    /// they are not the yard's own user.
+    async fn owner_of(path: &Path) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(meta) = tokio::fs::metadata(path).await else {
+            return Self::Yard;
+        };
+        let me = nix::unistd::geteuid();
+        if me.is_root() && meta.uid() != me.as_raw() {
+            Self::User {
+                uid: meta.uid(),
+                gid: meta.gid(),
+            }
+        } else {
+            Self::Yard
+        }
+    }
+
+    /// `git -c safe.directory=* -C dir`, as this user.
+    fn command(self, dir: &Path) -> Command {
+        let mut command = Command::new("git");
+        command
+            .arg("-c")
+            .arg("safe.directory=*")
+            .arg("-C")
+            .arg(dir)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("LC_ALL", "C")
+            .kill_on_drop(true);
+        if let Self::User { uid, gid } = self {
+            // The user's own configuration, not root's; setting the uid
+            // also clears root's supplementary groups.
+            let home = nix::unistd::User::from_uid(uid.into())
+                .ok()
+                .flatten()
+                .map_or_else(|| PathBuf::from("/"), |user| user.dir);
+            command
+                .uid(uid)
+                .gid(gid)
+                .env("HOME", home)
+                .env_remove("XDG_CONFIG_HOME");
+        }
+        command
+    }
+}
+
+/// The error for a git command that failed.
+fn failed(args: &[std::ffi::OsString], stderr: &[u8]) -> GitError {
+    GitError::Failed {
+        args: args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+        stderr: String::from_utf8_lossy(stderr).trim().to_owned(),
+    }
+}
+
+/// Runs `git` in `dir` as `run_as` and returns its trimmed stdout.
+async fn git_as<I, S>(run_as: RunAs, dir: &Path, args: I) -> Result<String, GitError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
     let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let output = Command::new("git")
-        .arg("-c")
-        .arg("safe.directory=*")
-        .arg("-C")
-        .arg(dir)
-        .args(&args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("LC_ALL", "C")
-        .kill_on_drop(true)
-        .output()
-        .await?;
+    let output = run_as.command(dir).args(&args).output().await?;
     if !output.status.success() {
-        return Err(GitError::Failed {
-            args: args
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" "),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        });
+        return Err(failed(&args, &output.stderr));
     }
     Ok(String::from_utf8_lossy(&output.stdout)
         .trim_end()
         .to_owned())
+}
+
+fn os_args(args: &[&str]) -> Vec<std::ffi::OsString> {
+    args.iter().map(Into::into).collect()
+}
+
+/// `git` in an agent's checkout, as the yard. The agent controls the
+/// checkout's configuration, so nothing it names may run: no hooks, no
+/// file system monitor (and only plumbing is used here).
+fn checkout_command(checkout: &Path) -> Command {
+    let mut command = RunAs::Yard.command(checkout);
+    command
+        .args(["-c", "core.hooksPath=/dev/null"])
+        .args(["-c", "core.fsmonitor=false"]);
+    command
+}
+
+/// Runs `git` in an agent's checkout (see [`checkout_command`]).
+async fn checkout_git<const N: usize>(
+    checkout: &Path,
+    args: [&str; N],
+) -> Result<String, GitError> {
+    let output = checkout_command(checkout).args(args).output().await?;
+    if !output.status.success() {
+        return Err(failed(&os_args(&args), &output.stderr));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .trim_end()
+        .to_owned())
+}
+
+/// Runs `git` in `dir` as the yard itself.
+async fn git<I, S>(dir: &Path, args: I) -> Result<String, GitError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    git_as(RunAs::Yard, dir, args).await
 }
 
 impl Repo {
@@ -106,7 +208,8 @@ impl Repo {
             .await
             .map_err(|_| GitError::NoSuchPath(path.to_owned()))?;
         let not_a_repo = || GitError::NotARepository(path.clone());
-        let out = git(
+        let out = git_as(
+            RunAs::owner_of(&path).await,
             &path,
             [
                 "rev-parse",
@@ -120,16 +223,32 @@ impl Repo {
         let mut lines = out.lines();
         let bare = lines.next() == Some("true");
         let common_dir = PathBuf::from(lines.next().ok_or_else(not_a_repo)?);
+        let owner = RunAs::owner_of(&common_dir).await;
         let path = if bare {
             common_dir.clone()
         } else {
-            PathBuf::from(git(&path, ["rev-parse", "--show-toplevel"]).await?)
+            PathBuf::from(git_as(owner, &path, ["rev-parse", "--show-toplevel"]).await?)
         };
         Ok(Self {
             path,
             common_dir,
             bare,
+            owner,
         })
+    }
+
+    /// Runs `git` here, as the repository's owner.
+    async fn git<I, S>(&self, args: I) -> Result<String, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        git_as(self.owner, &self.path, args).await
+    }
+
+    /// The shared git directory: `.git`, or the repository itself when bare.
+    pub fn common_dir(&self) -> &Path {
+        &self.common_dir
     }
 
     /// The working tree (or, for a bare repository, the repository itself).
@@ -146,16 +265,13 @@ impl Repo {
     /// The commit `reference` names.
     pub async fn resolve_commit(&self, reference: &str) -> Result<String, GitError> {
         let spec = format!("{reference}^{{commit}}");
-        git(
-            &self.path,
-            [
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                "--end-of-options",
-                &spec,
-            ],
-        )
+        self.git([
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &spec,
+        ])
         .await
         .map_err(|_| GitError::UnknownRef {
             repo: self.path.clone(),
@@ -166,16 +282,16 @@ impl Repo {
     /// Marks the objects precious, so `git gc` never prunes what a checkout
     /// borrows. The extension needs repository format version 1.
     pub async fn protect_objects(&self) -> Result<(), GitError> {
-        let precious = git(
-            &self.path,
-            ["config", "--get", "extensions.preciousObjects"],
-        )
-        .await;
+        let precious = self
+            .git(["config", "--get", "extensions.preciousObjects"])
+            .await;
         if precious.is_ok_and(|value| value == "true") {
             return Ok(());
         }
-        git(&self.path, ["config", "core.repositoryFormatVersion", "1"]).await?;
-        git(&self.path, ["config", "extensions.preciousObjects", "true"]).await?;
+        self.git(["config", "core.repositoryFormatVersion", "1"])
+            .await?;
+        self.git(["config", "extensions.preciousObjects", "true"])
+            .await?;
         Ok(())
     }
 
@@ -199,12 +315,15 @@ impl Repo {
     }
 
     /// Brings `branch` from the checkout at `checkout` into this repository
-    /// under the same name. Returns its commit, or `None` when the checkout
-    /// or the branch is gone.
+    /// under the same name (replacing what it held). `base` is a commit this
+    /// repository has and the branch grew from: only what came after it is
+    /// sent. Returns the branch's commit, or `None` when the checkout or the
+    /// branch is gone.
     pub async fn fetch_branch(
         &self,
         checkout: &Path,
         branch: &str,
+        base: &str,
     ) -> Result<Option<String>, GitError> {
         if !tokio::fs::try_exists(checkout.join(".git"))
             .await
@@ -213,36 +332,77 @@ impl Repo {
             return Ok(None);
         }
         let head = format!("refs/heads/{branch}");
-        if git(checkout, ["rev-parse", "--verify", "--quiet", &head])
+        let Ok(commit) = checkout_git(
+            checkout,
+            [
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{head}^{{commit}}"),
+            ],
+        )
+        .await
+        else {
+            return Ok(None);
+        };
+        // Already here: no new commits, or an earlier fetch brought them.
+        if self
+            .git(["cat-file", "-e", &format!("{commit}^{{commit}}")])
             .await
             .is_err()
         {
-            return Ok(None);
+            self.receive(checkout, &commit, base).await?;
         }
-        let refspec = format!("+{head}:{head}");
-        let source = checkout.as_os_str();
-        git(
-            &self.path,
-            [
-                OsStr::new("fetch"),
-                OsStr::new("--quiet"),
-                OsStr::new("--no-tags"),
-                source,
-                OsStr::new(&refspec),
-            ],
-        )
-        .await?;
-        git(&self.path, ["rev-parse", &head]).await.map(Some)
+        self.git(["update-ref", &head, &commit]).await?;
+        Ok(Some(commit))
+    }
+
+    /// Copies the objects of `commit` that `base` does not reach from the
+    /// checkout into this repository: the checkout's `pack-objects` (as the
+    /// yard) piped into this repository's `index-pack` (as its owner).
+    async fn receive(&self, checkout: &Path, commit: &str, base: &str) -> Result<(), GitError> {
+        let pack_args = ["pack-objects", "--revs", "--stdout", "-q"];
+        let mut pack = checkout_command(checkout)
+            .args(pack_args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let (Some(mut revs), Some(packed)) = (pack.stdin.take(), pack.stdout.take()) else {
+            return Err(GitError::Spawn(std::io::Error::other(
+                "pack-objects has no pipes",
+            )));
+        };
+        let packed: Stdio = packed.try_into()?;
+        let index_args = ["index-pack", "--stdin"];
+        let index = self
+            .owner
+            .command(&self.path)
+            .args(index_args)
+            .stdin(packed)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        revs.write_all(format!("{commit}\n^{base}\n").as_bytes())
+            .await?;
+        drop(revs);
+        let (packed, indexed) = tokio::join!(pack.wait_with_output(), index.wait_with_output());
+        let (packed, indexed) = (packed?, indexed?);
+        if !packed.status.success() {
+            return Err(failed(&os_args(&pack_args), &packed.stderr));
+        }
+        if !indexed.status.success() {
+            return Err(failed(&os_args(&index_args), &indexed.stderr));
+        }
+        Ok(())
     }
 
     /// The commits on `branch` that `base` does not have, oldest first.
     pub async fn commits(&self, base: &str, branch: &str) -> Result<Vec<Commit>, GitError> {
         let range = format!("{base}..refs/heads/{branch}");
-        let out = git(
-            &self.path,
-            ["log", "--reverse", "--format=%H%x00%an%x00%s", &range],
-        )
-        .await?;
+        let out = self
+            .git(["log", "--reverse", "--format=%H%x00%an%x00%s", &range])
+            .await?;
         Ok(out
             .lines()
             .filter_map(|line| {
@@ -259,7 +419,8 @@ impl Repo {
     /// The changes on `branch` since it left `base`, as a unified diff.
     pub async fn diff(&self, base: &str, branch: &str) -> Result<String, GitError> {
         let range = format!("{base}...refs/heads/{branch}");
-        git(&self.path, ["diff", "--no-color", "--no-ext-diff", &range]).await
+        self.git(["diff", "--no-color", "--no-ext-diff", &range])
+            .await
     }
 
     /// Merges `branch` into the branch checked out here, or changes nothing:
@@ -268,26 +429,26 @@ impl Repo {
         if self.bare {
             return Err(GitError::Bare(self.path.clone()));
         }
-        let into = git(&self.path, ["symbolic-ref", "--short", "HEAD"])
+        let into = self
+            .git(["symbolic-ref", "--short", "HEAD"])
             .await
             .unwrap_or_else(|_| "HEAD".to_owned());
-        let status = git(
-            &self.path,
-            ["status", "--porcelain", "--untracked-files=no"],
-        )
-        .await?;
+        let status = self
+            .git(["status", "--porcelain", "--untracked-files=no"])
+            .await?;
         if !status.is_empty() {
             return Err(GitError::Dirty(self.path.clone()));
         }
         let head = format!("refs/heads/{branch}");
-        if git(&self.path, ["merge-base", "--is-ancestor", &head, "HEAD"])
+        if self
+            .git(["merge-base", "--is-ancestor", &head, "HEAD"])
             .await
             .is_ok()
         {
             return Ok(MergeOutcome::UpToDate { into });
         }
         let mut args = Vec::new();
-        if git(&self.path, ["config", "user.email"]).await.is_err() {
+        if self.git(["config", "user.email"]).await.is_err() {
             args.extend([
                 "-c",
                 "user.name=agentyard",
@@ -296,17 +457,16 @@ impl Repo {
             ]);
         }
         args.extend(["merge", "--no-ff", "--no-edit", "-m", message, &head]);
-        match git(&self.path, &args).await {
+        match self.git(&args).await {
             Ok(_) => Ok(MergeOutcome::Merged {
-                commit: git(&self.path, ["rev-parse", "HEAD"]).await?,
+                commit: self.git(["rev-parse", "HEAD"]).await?,
                 into,
             }),
             Err(failure) => {
-                let conflicted =
-                    git(&self.path, ["diff", "--name-only", "--diff-filter=U"]).await?;
+                let conflicted = self.git(["diff", "--name-only", "--diff-filter=U"]).await?;
                 let files: Vec<String> = conflicted.lines().map(str::to_owned).collect();
                 // Whatever happened, leave nothing half-merged behind.
-                let _ = git(&self.path, ["merge", "--abort"]).await;
+                let _ = self.git(["merge", "--abort"]).await;
                 if files.is_empty() {
                     return Err(failure);
                 }
@@ -318,11 +478,12 @@ impl Repo {
     /// Deletes `branch` here, if it exists.
     pub async fn delete_branch(&self, branch: &str) -> Result<(), GitError> {
         let head = format!("refs/heads/{branch}");
-        if git(&self.path, ["rev-parse", "--verify", "--quiet", &head])
+        if self
+            .git(["rev-parse", "--verify", "--quiet", &head])
             .await
             .is_ok()
         {
-            git(&self.path, ["update-ref", "-d", &head]).await?;
+            self.git(["update-ref", "-d", &head]).await?;
         }
         Ok(())
     }

@@ -54,7 +54,7 @@ async fn a_checkout_borrows_objects_and_its_branch_comes_back() {
 
     commit_in(&checkout, "agent.txt", "work\n", "agent work");
     assert_eq!(
-        repo.fetch_branch(&checkout, "yard/a1")
+        repo.fetch_branch(&checkout, "yard/a1", &base)
             .await
             .unwrap()
             .as_deref(),
@@ -77,11 +77,13 @@ async fn a_checkout_borrows_objects_and_its_branch_comes_back() {
     run(&checkout, &["fsck", "--no-progress"]);
 
     assert_eq!(
-        repo.fetch_branch(&checkout, "yard/nope").await.unwrap(),
+        repo.fetch_branch(&checkout, "yard/nope", &base)
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
-        repo.fetch_branch(&work.path().join("gone"), "yard/a1")
+        repo.fetch_branch(&work.path().join("gone"), "yard/a1", &base)
             .await
             .unwrap(),
         None
@@ -99,8 +101,8 @@ async fn merges_are_all_or_nothing() {
     repo.create_checkout(&b, "yard/b", &base).await.unwrap();
     commit_in(&a, "shared.txt", "from a\n", "a changes shared");
     commit_in(&b, "shared.txt", "from b\n", "b changes shared");
-    repo.fetch_branch(&a, "yard/a").await.unwrap();
-    repo.fetch_branch(&b, "yard/b").await.unwrap();
+    repo.fetch_branch(&a, "yard/a", &base).await.unwrap();
+    repo.fetch_branch(&b, "yard/b", &base).await.unwrap();
 
     let merged = repo.merge("yard/a", "Merge agent a").await.unwrap();
     assert!(
@@ -159,4 +161,97 @@ async fn bad_paths_and_refs_are_named() {
     let unknown = repo.resolve_commit("no-such-branch").await.unwrap_err();
     assert!(unknown.to_string().contains("no-such-branch"), "{unknown}");
     assert!(repo.resolve_commit("--help").await.is_err());
+}
+
+/// `chown -R uid:uid path`.
+fn chown_tree(path: &Path, uid: u32) {
+    let status = std::process::Command::new("chown")
+        .args(["-R", &format!("{uid}:{uid}")])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Paths under `dir` not owned by `uid`.
+fn not_owned_by(dir: &Path, uid: u32) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut pending = vec![dir.to_owned()];
+    let mut foreign = Vec::new();
+    while let Some(path) = pending.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.uid() != uid {
+            foreign.push(path.display().to_string());
+        }
+        if meta.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    foreign
+}
+
+/// As root (as the yard runs in its container), the work comes back from a
+/// checkout of one user into a repository of another, and everything git
+/// writes in the repository belongs to the repository's owner.
+#[tokio::test]
+async fn work_comes_back_across_owners_and_belongs_to_the_repository_owner() {
+    if !nix_is_root() {
+        eprintln!("skipped: needs root to own files as other users");
+        return;
+    }
+    let (owner, agent_user) = (1001, 1000);
+    let top = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        top.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let src = top.path().join("src");
+    yard_testkit::git_repo_at(&src, &[("README.md", "hello\n"), ("shared.txt", "one\n")]);
+    chown_tree(&src, owner);
+    let repo = Repo::open(&src).await.unwrap();
+    let base = repo.resolve_commit("HEAD").await.unwrap();
+    repo.protect_objects().await.unwrap();
+
+    let checkout = top.path().join("work/a1");
+    repo.create_checkout(&checkout, "yard/a1", &base)
+        .await
+        .unwrap();
+    chown_tree(&checkout, agent_user);
+    // Nothing new yet: the branch comes back as the base.
+    assert_eq!(
+        repo.fetch_branch(&checkout, "yard/a1", &base)
+            .await
+            .unwrap(),
+        Some(base.clone())
+    );
+    commit_in(&checkout, "agent.txt", "work\n", "agent work");
+    chown_tree(&checkout, agent_user);
+
+    let head = repo
+        .fetch_branch(&checkout, "yard/a1", &base)
+        .await
+        .unwrap();
+    assert_eq!(
+        head.as_deref(),
+        Some(run(&checkout, &["rev-parse", "HEAD"]).as_str())
+    );
+    let diff = repo.diff(&base, "yard/a1").await.unwrap();
+    assert!(diff.contains("+work"), "{diff}");
+    let merged = repo.merge("yard/a1", "Merge agent a1").await.unwrap();
+    assert!(matches!(merged, MergeOutcome::Merged { .. }), "{merged:?}");
+    assert_eq!(
+        std::fs::read_to_string(src.join("agent.txt")).unwrap(),
+        "work\n"
+    );
+    assert_eq!(
+        not_owned_by(&src, owner),
+        Vec::<String>::new(),
+        "git wrote as the repository's owner"
+    );
+}
+
+fn nix_is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }

@@ -17,7 +17,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 use yard_services::{Deployer, Orchestrator};
 
-pub use tools::{Caller, YardTools};
+pub use tools::YardTools;
 
 /// Who may talk to `/mcp` over HTTP.
 #[derive(Debug, Clone)]

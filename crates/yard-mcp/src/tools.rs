@@ -4,8 +4,10 @@
 //! Every tool runs in the daemon, on the same services the REST API uses.
 //! A tool that fails answers with an MCP tool error (`isError: true`) whose
 //! text a person can act on; so does a call with arguments that do not fit
-//! the tool's schema (the SDK's router sees to that). Agents (calling with their own credential) see and may
-//! call only the agent tools.
+//! the tool's schema (the SDK's router sees to that). Agents (calling with
+//! their own credential) see and may call only the agent tools, and those
+//! reach only the agent itself and the agents it spawned; a person's token
+//! reaches that person's agents (an admin's, all).
 
 use std::time::{Duration, Instant};
 
@@ -24,18 +26,9 @@ use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use yard_api::{AgentList, AgentView, DeploymentList, DeploymentView, NameCheck, SpawnResult};
-use yard_core::{AgentId, DeploymentStatus};
+use yard_core::{Actor, AgentId, DeploymentStatus};
 use yard_services::orchestrator::SpawnRequest;
 use yard_services::{Deployer, NameAvailability, Orchestrator};
-
-/// Who is calling, as the HTTP layer authenticated them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    /// A person's API token, by its name (who owns what it deploys).
-    User { name: String },
-    /// A running agent's own credential.
-    Agent(AgentId),
-}
 
 /// The tools agents may use with their own credential.
 const AGENT_TOOLS: [&str; 4] = ["spawn_agents", "list_agents", "agent_status", "stop_agent"];
@@ -59,8 +52,11 @@ pub(crate) struct DeploymentInput {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
 pub(crate) struct SpawnInput {
-    /// The source git repository: an absolute path on the yard's machine.
-    repo: String,
+    /// The source git repository: an absolute path on the yard's machine,
+    /// inside its repository roots. An agent leaves it out: it may spawn
+    /// only on its own repository.
+    #[serde(default)]
+    repo: Option<String>,
     /// How many agents to start, each on its own branch (1 to the yard's limit).
     count: u32,
     /// What the agents should do, in plain words; each agent gets it as YARD_TASK.
@@ -106,13 +102,18 @@ fn failed(message: impl Into<String>) -> CallToolResult {
 
 /// The caller the HTTP layer put on the request; `None` when there is none
 /// (a transport that does not authenticate, which the yard never serves).
-fn caller(context: &RequestContext<RoleServer>) -> Option<Caller> {
+fn caller(context: &RequestContext<RoleServer>) -> Option<Actor> {
     context
         .extensions
         .get::<http::request::Parts>()?
         .extensions
-        .get::<Caller>()
+        .get::<Actor>()
         .cloned()
+}
+
+/// The caller, or the tool error for a call without one.
+fn actor(context: &RequestContext<RoleServer>) -> Result<Actor, CallToolResult> {
+    caller(context).ok_or_else(|| failed("this call carries no credential the yard accepts"))
 }
 
 /// `name: type, name?: type` for a tool's input schema.
@@ -190,7 +191,7 @@ impl YardTools {
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let owner = match caller(&context) {
-            Some(Caller::User { name }) => name,
+            Some(Actor::Person(person)) => person.owner,
             _ => return failed("deploying a stack needs a person's token"),
         };
         let deployment = match self.deployer.deploy(&input.name, &owner).await {
@@ -333,15 +334,23 @@ impl YardTools {
     #[tool(
         description = "Puts `count` agents on a task in the git repository `repo` (a path on the yard's machine). Each agent runs in its own container with its own checkout on a new branch yard/<id> from HEAD. Returns the agents; one that could not start has status `failed` and a message."
     )]
-    async fn spawn_agents(&self, Parameters(input): Parameters<SpawnInput>) -> CallToolResult {
+    async fn spawn_agents(
+        &self,
+        Parameters(input): Parameters<SpawnInput>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let by = match actor(&context) {
+            Ok(by) => by,
+            Err(result) => return result,
+        };
         let request = SpawnRequest {
-            repo: input.repo.into(),
+            repo: input.repo.map(Into::into),
             count: input.count,
             task: input.task,
             image: input.image,
             base: None,
         };
-        match self.orchestrator.spawn(request).await {
+        match self.orchestrator.spawn(&by, request).await {
             Ok(agents) => ok(&SpawnResult {
                 agents: agents.iter().map(AgentView::from).collect(),
             }),
@@ -352,8 +361,12 @@ impl YardTools {
     #[tool(
         description = "Agents, newest first: id, status (starting, running, exited, failed, stopped, pruned), branch, task and exit code."
     )]
-    async fn list_agents(&self) -> CallToolResult {
-        match self.orchestrator.agents(500).await {
+    async fn list_agents(&self, context: RequestContext<RoleServer>) -> CallToolResult {
+        let by = match actor(&context) {
+            Ok(by) => by,
+            Err(result) => return result,
+        };
+        match self.orchestrator.agents(&by, 500).await {
             Ok(agents) => ok(&AgentList {
                 agents: agents.iter().map(AgentView::from).collect(),
             }),
@@ -364,12 +377,16 @@ impl YardTools {
     #[tool(
         description = "One agent's state: status, branch, last commit, exit code, and why it failed or stopped."
     )]
-    async fn agent_status(&self, Parameters(input): Parameters<AgentInput>) -> CallToolResult {
-        let id = match agent_id(&input.id) {
-            Ok(id) => id,
+    async fn agent_status(
+        &self,
+        Parameters(input): Parameters<AgentInput>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let (by, id) = match actor(&context).and_then(|by| Ok((by, agent_id(&input.id)?))) {
+            Ok(found) => found,
             Err(result) => return result,
         };
-        match self.orchestrator.agent(&id).await {
+        match self.orchestrator.agent(&by, &id).await {
             Ok(agent) => ok(&AgentView::from(&agent)),
             Err(e) => failed(e.to_string()),
         }
@@ -378,12 +395,16 @@ impl YardTools {
     #[tool(
         description = "Stops an agent and removes its container. Its branch and checkout stay for review. Returns the agent's new state."
     )]
-    async fn stop_agent(&self, Parameters(input): Parameters<AgentInput>) -> CallToolResult {
-        let id = match agent_id(&input.id) {
-            Ok(id) => id,
+    async fn stop_agent(
+        &self,
+        Parameters(input): Parameters<AgentInput>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let (by, id) = match actor(&context).and_then(|by| Ok((by, agent_id(&input.id)?))) {
+            Ok(found) => found,
             Err(result) => return result,
         };
-        match self.orchestrator.stop(&id).await {
+        match self.orchestrator.stop(&by, &id).await {
             Ok(agent) => ok(&AgentView::from(&agent)),
             Err(e) => failed(e.to_string()),
         }
@@ -408,7 +429,7 @@ impl ServerHandler for YardTools {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let mut tools = self.tool_router.list_all();
-        if !matches!(caller(&context), Some(Caller::User { .. })) {
+        if !matches!(caller(&context), Some(Actor::Person(_))) {
             tools.retain(|t| AGENT_TOOLS.contains(&t.name.as_ref()));
         }
         Ok(ListToolsResult::with_all_items(tools))
@@ -421,9 +442,9 @@ impl ServerHandler for YardTools {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
         match caller(&context) {
-            Some(Caller::User { .. }) => {}
-            Some(Caller::Agent(_)) if AGENT_TOOLS.contains(&name.as_str()) => {}
-            Some(Caller::Agent(_)) => {
+            Some(Actor::Person(_)) => {}
+            Some(Actor::Agent(_)) if AGENT_TOOLS.contains(&name.as_str()) => {}
+            Some(Actor::Agent(_)) => {
                 return Ok(failed(format!(
                     "{name} is not open to agents; agents may use {}",
                     AGENT_TOOLS.join(", ")

@@ -1,13 +1,13 @@
 //! The REST handlers for agents: spawn, list, stop, logs, attach, diff,
 //! merge, audit and prune.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
@@ -21,6 +21,7 @@ use yard_git::MergeOutcome;
 use yard_services::orchestrator::SpawnRequest as Spawn;
 
 use crate::AppState;
+use crate::auth::Principal;
 use crate::error::AppError;
 use crate::extract::{JsonBody, PathArg, QueryArgs};
 
@@ -46,17 +47,21 @@ fn agent_id(raw: &str) -> Result<AgentId, AppError> {
 )]
 pub(crate) async fn spawn(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     JsonBody(request): JsonBody<SpawnRequest>,
 ) -> Result<(StatusCode, Json<SpawnResult>), AppError> {
     let agents = state
         .orchestrator
-        .spawn(Spawn {
-            repo: request.repo.into(),
-            count: request.count,
-            task: request.task,
-            image: request.image,
-            base: request.base,
-        })
+        .spawn(
+            &caller.actor(),
+            Spawn {
+                repo: Some(request.repo.into()),
+                count: request.count,
+                task: request.task,
+                image: request.image,
+                base: request.base,
+            },
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -77,8 +82,11 @@ pub(crate) async fn spawn(
     ),
     security(("bearer" = []))
 )]
-pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<AgentList>, AppError> {
-    let agents = state.orchestrator.agents(500).await?;
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Json<AgentList>, AppError> {
+    let agents = state.orchestrator.agents(&caller.actor(), 500).await?;
     Ok(Json(AgentList {
         agents: agents.iter().map(AgentView::from).collect(),
     }))
@@ -99,9 +107,13 @@ pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<AgentList
 )]
 pub(crate) async fn get(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     PathArg(id): PathArg<String>,
 ) -> Result<Json<AgentView>, AppError> {
-    let agent = state.orchestrator.agent(&agent_id(&id)?).await?;
+    let agent = state
+        .orchestrator
+        .agent(&caller.actor(), &agent_id(&id)?)
+        .await?;
     Ok(Json(AgentView::from(&agent)))
 }
 
@@ -122,9 +134,13 @@ pub(crate) async fn get(
 )]
 pub(crate) async fn stop(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     PathArg(id): PathArg<String>,
 ) -> Result<Json<AgentView>, AppError> {
-    let agent = state.orchestrator.stop(&agent_id(&id)?).await?;
+    let agent = state
+        .orchestrator
+        .stop(&caller.actor(), &agent_id(&id)?)
+        .await?;
     Ok(Json(AgentView::from(&agent)))
 }
 
@@ -157,12 +173,13 @@ pub(crate) struct LogParams {
 )]
 pub(crate) async fn logs(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     PathArg(id): PathArg<String>,
     QueryArgs(params): QueryArgs<LogParams>,
 ) -> Result<Response, AppError> {
     let output = state
         .orchestrator
-        .logs(&agent_id(&id)?, params.follow, params.tail)
+        .logs(&caller.actor(), &agent_id(&id)?, params.follow, params.tail)
         .await?
         .take_until(state.shutdown.clone().cancelled_owned());
     Ok((
@@ -192,11 +209,12 @@ pub(crate) async fn logs(
 )]
 pub(crate) async fn attach(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     PathArg(id): PathArg<String>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     let id = agent_id(&id)?;
-    let io = state.orchestrator.attach(&id).await?;
+    let io = state.orchestrator.attach(&caller.actor(), &id).await?;
     let upgrade = upgrade.map_err(|rejection| {
         AppError::client(
             StatusCode::BAD_REQUEST,
@@ -265,9 +283,13 @@ async fn relay(
 )]
 pub(crate) async fn diff(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     PathArg(id): PathArg<String>,
 ) -> Result<Json<AgentDiffView>, AppError> {
-    let diff = state.orchestrator.diff(&agent_id(&id)?).await?;
+    let diff = state
+        .orchestrator
+        .diff(&caller.actor(), &agent_id(&id)?)
+        .await?;
     Ok(Json(AgentDiffView {
         agent: AgentView::from(&diff.agent),
         commits: diff
@@ -302,10 +324,11 @@ pub(crate) async fn diff(
 )]
 pub(crate) async fn merge(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     PathArg(id): PathArg<String>,
 ) -> Result<Json<MergeView>, AppError> {
     let id = agent_id(&id)?;
-    match state.orchestrator.merge(&id).await? {
+    match state.orchestrator.merge(&caller.actor(), &id).await? {
         MergeOutcome::Merged { into, commit } => Ok(Json(MergeView {
             into,
             commit: Some(commit),
@@ -343,9 +366,13 @@ pub(crate) async fn merge(
 )]
 pub(crate) async fn audit(
     State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
     PathArg(id): PathArg<String>,
 ) -> Result<Json<AuditList>, AppError> {
-    let agent = state.orchestrator.agent(&agent_id(&id)?).await?;
+    let agent = state
+        .orchestrator
+        .agent(&caller.actor(), &agent_id(&id)?)
+        .await?;
     let entries = state.gatekeeper.audit(&agent.id).await?;
     Ok(Json(AuditList {
         agent_id: agent.id.to_string(),
@@ -356,6 +383,7 @@ pub(crate) async fn audit(
                 event: e.event,
                 tool: e.tool,
                 subject: e.subject,
+                input: e.input,
                 decision: e.decision,
                 asked: e.asked,
                 rule: e.rule,
@@ -376,8 +404,11 @@ pub(crate) async fn audit(
     ),
     security(("bearer" = []))
 )]
-pub(crate) async fn prune(State(state): State<AppState>) -> Result<Json<PruneResult>, AppError> {
-    let pruned = state.orchestrator.prune().await?;
+pub(crate) async fn prune(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+) -> Result<Json<PruneResult>, AppError> {
+    let pruned = state.orchestrator.prune(&caller.actor()).await?;
     Ok(Json(PruneResult {
         pruned: pruned.iter().map(AgentView::from).collect(),
     }))

@@ -84,7 +84,10 @@ pub(crate) async fn deploy(
     Extension(caller): Extension<Principal>,
     JsonBody(request): JsonBody<DeployRequest>,
 ) -> Result<(StatusCode, Json<DeployAccepted>), AppError> {
-    let deployment = state.deployer.deploy(&request.name, &caller.0.name).await?;
+    let deployment = state
+        .deployer
+        .deploy(&request.name, &caller.0.owner())
+        .await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(DeployAccepted {
@@ -195,6 +198,6 @@ pub(crate) async fn destroy_stack(
     Extension(caller): Extension<Principal>,
     PathArg(name): PathArg<String>,
 ) -> Result<Json<StackView>, AppError> {
-    let removed = state.deployer.destroy(&name, &caller.0).await?;
+    let removed = state.deployer.destroy(&name, &caller.person()).await?;
     Ok(Json(StackView::from(&removed)))
 }

@@ -12,9 +12,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use yard_api::ErrorCode;
+use yard_core::{Actor, Person, Role};
 use yard_services::auth::authenticate;
 use yard_services::sessions::{self, SessionScope};
-use yard_store::{SessionRecord, TokenRecord, TokenRole};
+use yard_store::{SessionRecord, TokenRecord};
 
 use crate::AppState;
 use crate::error::AppError;
@@ -29,9 +30,19 @@ pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 pub(crate) struct Principal(pub(crate) TokenRecord);
 
 impl Principal {
+    /// The person behind the token.
+    pub(crate) fn person(&self) -> Person {
+        yard_services::auth::person(&self.0)
+    }
+
+    /// The person, as the services take who is asking.
+    pub(crate) fn actor(&self) -> Actor {
+        Actor::Person(self.person())
+    }
+
     /// Refuses anyone but an admin.
     pub(crate) fn require_admin(&self) -> Result<(), AppError> {
-        if self.0.role == TokenRole::Admin {
+        if self.0.role == Role::Admin {
             return Ok(());
         }
         Err(AppError::client(

@@ -12,6 +12,7 @@ use yard_api::{ApiError, ErrorCode};
 use yard_engine::EngineError;
 use yard_git::GitError;
 use yard_services::auth::TokenError;
+use yard_services::repo_roots::RepoPathError;
 use yard_services::{DeployError, OrchestratorError};
 
 /// An error answer.
@@ -107,6 +108,13 @@ impl From<EngineError> for AppError {
                 "the container engine is not reachable; the daemon's log has the details",
                 e,
             ),
+            EngineError::ImageNotFound { .. } | EngineError::UnknownImageUser { .. } => {
+                Self::client(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidRequest,
+                    e.to_string(),
+                )
+            }
             _ => Self::internal(e),
         }
     }
@@ -116,8 +124,21 @@ impl From<OrchestratorError> for AppError {
     fn from(e: OrchestratorError) -> Self {
         let message = e.to_string();
         match e {
+            OrchestratorError::RepoPath(RepoPathError::Outside { .. })
+            | OrchestratorError::ImageNotAllowed { .. }
+            | OrchestratorError::SpawnRefused(_)
+            | OrchestratorError::Forbidden(_) => {
+                Self::client(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+            }
+            OrchestratorError::TooManyAgents { .. } => Self::client(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::TooManyAgents,
+                message,
+            ),
             OrchestratorError::BadCount { .. }
             | OrchestratorError::EmptyTask
+            | OrchestratorError::RepoPath(_)
+            | OrchestratorError::BadImage(_)
             | OrchestratorError::NoImage(_)
             | OrchestratorError::Git(
                 GitError::NoSuchPath(_) | GitError::NotARepository(_) | GitError::UnknownRef { .. },
@@ -144,8 +165,15 @@ impl From<TokenError> for AppError {
     fn from(e: TokenError) -> Self {
         let message = e.to_string();
         match e {
-            TokenError::InvalidName(_) | TokenError::ReservedName | TokenError::AdminToken => {
+            TokenError::InvalidName(_)
+            | TokenError::ReservedName
+            | TokenError::AdminToken
+            | TokenError::NoTokenToTakeOver(_)
+            | TokenError::TakeOverAdmin => {
                 Self::client(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
+            }
+            TokenError::TakeOverActive(_) => {
+                Self::client(StatusCode::CONFLICT, ErrorCode::InvalidRequest, message)
             }
             TokenError::NameTaken(_) => {
                 Self::client(StatusCode::CONFLICT, ErrorCode::TokenNameTaken, message)

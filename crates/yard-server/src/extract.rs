@@ -13,6 +13,9 @@ use crate::error::AppError;
 
 /// Largest request body the API reads; bigger ones get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest hook event `/hook` reads: a tool call's input carries whole
+/// files an agent writes, so it gets more room than the API.
+pub const MAX_HOOK_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 /// A JSON object body deserialised into `T`.
 #[derive(Debug)]
@@ -52,7 +55,9 @@ where
                 AppError::client(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     ErrorCode::PayloadTooLarge,
-                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                    format!(
+                        "the body is too large: the API reads at most {MAX_BODY_BYTES} bytes, hook events {MAX_HOOK_BODY_BYTES}"
+                    ),
                 )
             } else {
                 invalid(format!("cannot read the body: {rejection}"))

@@ -80,7 +80,11 @@ pub(crate) async fn hook(
         command: input.command(),
         path: input.path(),
     };
-    let verdict = state.gatekeeper.decide(&agent.id, &facts).await?;
+    let tool_input = input.tool_input.as_ref().map(Value::to_string);
+    let verdict = state
+        .gatekeeper
+        .decide(&agent.id, &facts, tool_input.as_deref())
+        .await?;
     Ok(Json(
         hook_output(event, verdict.decision, &verdict.reason).unwrap_or_else(|| json!({})),
     ))

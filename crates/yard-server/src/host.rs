@@ -8,6 +8,12 @@
 //! that does not exist gets a small 404 page, one that is not up a 503
 //! page: a person in a browser sees what is wrong instead of a connection
 //! error. With stack protection on, [`crate::stack_access`] decides first.
+//!
+//! The yard's credentials never reach a stack, protected or not: every
+//! `Authorization: Bearer yard_...` (all the yard's tokens, people's and
+//! agents', start with `yard_`) and the yard's cookies (`yard_session`,
+//! `yard_stack`) are taken off each request. Anything else, such as a
+//! stack's own bearer token or Basic credentials, goes through.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -19,9 +25,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use yard_engine::Endpoint;
 use yard_services::Route;
+use yard_services::auth::TOKEN_PREFIX;
 
 use crate::AppState;
-use crate::stack_access;
+use crate::auth::{SESSION_COOKIE, cookie_pairs};
+use crate::stack_access::{self, STACK_COOKIE};
 
 /// The HTTP client the router forwards with; pooled and shared.
 pub(crate) type ProxyClient = Client<HttpConnector, Body>;
@@ -119,6 +127,7 @@ async fn proxy(
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
     strip_hop_by_hop(headers);
+    strip_yard_credentials(headers);
     if let Some(protocol) = &upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol.clone());
@@ -198,6 +207,50 @@ fn switch_protocols(
         response.headers_mut().insert(header::UPGRADE, protocol);
     }
     response
+}
+
+/// Drops the yard's cookies from the request's `Cookie` headers, keeping
+/// the rest.
+fn remove_yard_cookies(headers: &mut HeaderMap) {
+    let kept: Vec<String> = cookie_pairs(headers)
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default().trim();
+            name != SESSION_COOKIE && name != STACK_COOKIE
+        })
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
+    {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
+/// Takes the yard's own credentials off a request bound for a stack.
+fn strip_yard_credentials(headers: &mut HeaderMap) {
+    let kept: Vec<HeaderValue> = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter(|value| !is_yard_bearer(value))
+        .cloned()
+        .collect();
+    headers.remove(header::AUTHORIZATION);
+    for value in kept {
+        headers.append(header::AUTHORIZATION, value);
+    }
+    remove_yard_cookies(headers);
+}
+
+/// `Bearer yard_...`, in any case and spacing.
+fn is_yard_bearer(value: &HeaderValue) -> bool {
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let mut parts = text.trim().splitn(2, char::is_whitespace);
+    let scheme = parts.next().unwrap_or_default();
+    let credential = parts.next().unwrap_or_default().trim();
+    scheme.eq_ignore_ascii_case("bearer") && credential.starts_with(TOKEN_PREFIX)
 }
 
 /// Headers that describe one connection, not the message, and so must not
@@ -286,6 +339,35 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key(header::CONTENT_TYPE));
+    }
+
+    #[test]
+    fn the_yards_credentials_are_taken_off_and_the_rest_kept() {
+        let mut headers = HeaderMap::new();
+        for value in [
+            "Bearer yard_0123",
+            "bearer   yard_agent_4567",
+            "Bearer stack-own-token",
+            "Basic dXNlcjpwYXNz",
+        ] {
+            headers.append(header::AUTHORIZATION, HeaderValue::from_static(value));
+        }
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; yard_stack=s; yard_stacks=x; yard_session=p"),
+        );
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        strip_yard_credentials(&mut headers);
+        let auth: Vec<_> = headers.get_all(header::AUTHORIZATION).iter().collect();
+        assert_eq!(auth, ["Bearer stack-own-token", "Basic dXNlcjpwYXNz"]);
+        assert_eq!(
+            headers.get(header::COOKIE).unwrap(),
+            "a=1; yard_stacks=x; b=2"
+        );
+        let mut only = HeaderMap::new();
+        only.insert(header::COOKIE, HeaderValue::from_static("yard_stack=s"));
+        strip_yard_credentials(&mut only);
+        assert!(only.get(header::COOKIE).is_none());
     }
 
     #[test]

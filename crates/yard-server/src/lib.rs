@@ -24,14 +24,20 @@ mod web;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::get;
 use axum::serve::{Listener, ListenerExt};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -40,7 +46,7 @@ use yard_api::ErrorCode;
 use yard_services::{Deployer, EventBus, Gatekeeper, Orchestrator};
 
 pub use error::AppError;
-pub use extract::MAX_BODY_BYTES;
+pub use extract::{MAX_BODY_BYTES, MAX_HOOK_BODY_BYTES};
 
 /// The services the server puts on the wire.
 #[derive(Debug, Clone)]
@@ -191,6 +197,7 @@ fn routers() -> Routes {
     let (agents, agents_doc) = OpenApiRouter::new()
         .routes(routes!(hook::hook))
         .split_for_parts();
+    let agents = agents.layer(DefaultBodyLimit::max(MAX_HOOK_BODY_BYTES));
     doc.paths.paths.extend(public_doc.paths.paths);
     doc.paths.paths.extend(agents_doc.paths.paths);
     Routes {
@@ -259,12 +266,34 @@ pub fn control_app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
+/// How long a client may take to send a request's headers, and how long
+/// an idle connection stays open, unless configured otherwise.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How connections are served.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// A client must send a whole request head within this after it
+    /// connects or after its previous response; otherwise the connection is
+    /// closed. Slow or half-open clients cannot hold connections forever.
+    pub header_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: HEADER_TIMEOUT,
+        }
+    }
+}
+
 /// [`serve`] on TCP, with `TCP_NODELAY` on every connection: responses go
 /// out as headers and then body chunks, and without it Nagle's algorithm
 /// holds a small chunk back until the client's delayed ACK (40 ms).
 pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
     app: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = listener.tap_io(|tcp| {
@@ -272,22 +301,57 @@ pub async fn serve_tcp(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    serve(listener, app, shutdown).await
+    serve(listener, app, limits, shutdown).await
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves; then stops
-/// accepting and waits for open requests. Live streams end when
-/// [`AppState::shutdown`] is cancelled.
+/// Serves `app` on `listener` (HTTP/1.1, with upgrades) until `shutdown`
+/// resolves; then stops accepting, lets open requests finish and closes
+/// idle connections. Live streams end when [`AppState::shutdown`] is
+/// cancelled.
 pub async fn serve<L>(
-    listener: L,
+    mut listener: L,
     app: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
     L: Listener,
     L::Addr: std::fmt::Debug,
 {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let connections = TaskTracker::new();
+    let stopping = CancellationToken::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (io, _) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let stopping = stopping.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                app.clone().oneshot(request.map(Body::new))
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            let mut connection = std::pin::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = stopping.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = served {
+                tracing::debug!(error = %e, "connection ended");
+            }
+        });
+    }
+    stopping.cancel();
+    connections.close();
+    connections.wait().await;
+    Ok(())
 }

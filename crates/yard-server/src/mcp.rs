@@ -1,6 +1,6 @@
 //! `/mcp`: the yard's MCP tools over streamable HTTP, on TCP and on the
 //! control socket. A person's token opens every tool, an agent's credential
-//! the agent tools; the tools learn which from the [`Caller`] put on the
+//! the agent tools; the tools learn which from the [`Actor`] put on the
 //! request here.
 
 use axum::Router;
@@ -9,8 +9,10 @@ use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use yard_api::ErrorCode;
-use yard_mcp::{Caller, HttpGuard};
-use yard_services::auth::authenticate;
+use yard_core::Actor;
+use yard_mcp::HttpGuard;
+use yard_services::auth::{self, authenticate};
+use yard_services::orchestrator::AGENT_TOKEN_PREFIX;
 
 use crate::AppState;
 use crate::auth::bearer;
@@ -40,14 +42,14 @@ async fn identify(
     next: Next,
 ) -> Result<Response, AppError> {
     let caller = match bearer(request.headers()) {
-        Some(token) if token.starts_with("yard_agent_") => state
+        Some(token) if token.starts_with(AGENT_TOKEN_PREFIX) => state
             .orchestrator
             .authenticate(token)
             .await?
-            .map(|agent| Caller::Agent(agent.id)),
+            .map(|agent| Actor::Agent(Box::new(agent))),
         Some(token) => authenticate(state.deployer.store(), token)
             .await?
-            .map(|token| Caller::User { name: token.name }),
+            .map(|token| Actor::Person(auth::person(&token))),
         None => None,
     };
     let caller = caller.ok_or_else(|| {

@@ -6,22 +6,22 @@
 //! `NAME.<domain>`. So the portal hands a signed-in person over with
 //! `/api/stacks/{name}/open`, which redirects to the stack's address with a
 //! one-time ticket; the stack's host trades it for a cookie of its own,
-//! scoped to that one stack. The yard's credentials are removed from every
-//! request before it reaches the stack: a stack never sees a token or a
-//! session it could replay.
+//! scoped to that one stack. The host router removes the yard's
+//! credentials from every request before it reaches the stack, protected
+//! or not: a stack never sees a token or a session it could replay.
 
 use axum::Extension;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use yard_api::ApiError;
 use yard_core::StackName;
-use yard_services::auth::{TOKEN_PREFIX, authenticate, may_manage};
+use yard_services::auth::{self, TOKEN_PREFIX, authenticate};
 use yard_services::sessions::{self, SESSION_LIFETIME, SessionScope};
 use yard_store::TokenRecord;
 
 use crate::AppState;
-use crate::auth::{Principal, SameSite, bearer, cookie, cookie_pairs, set_cookie};
+use crate::auth::{Principal, SameSite, bearer, cookie, set_cookie};
 use crate::error::AppError;
 use crate::extract::PathArg;
 use crate::host::{page, page_with_link};
@@ -37,7 +37,7 @@ const HANDOVER_PATH: &str = "/_agentyard/session";
 pub(crate) async fn admit(
     state: &AppState,
     label: &str,
-    mut request: Request,
+    request: Request,
 ) -> Result<Request, Response> {
     let Ok(name) = state.deployer.config().names.parse(label) else {
         return Ok(request);
@@ -59,24 +59,18 @@ pub(crate) async fn admit(
         Ok(None) => return Ok(request),
         Err(e) => return Err(AppError::from(e).into_response()),
     };
-    let allowed = |token: &TokenRecord| may_manage(token, owner.as_deref());
+    let allowed = |token: &TokenRecord| auth::person(token).may_manage(owner.as_ref());
 
     if let Some(token) = bearer(request.headers()).filter(|t| t.starts_with(TOKEN_PREFIX)) {
         return match authenticate(store, token).await {
-            Ok(Some(token)) if allowed(&token) => {
-                request.headers_mut().remove(header::AUTHORIZATION);
-                Ok(request)
-            }
+            Ok(Some(token)) if allowed(&token) => Ok(request),
             Ok(_) => Err(refusal(state, &name)),
             Err(e) => Err(AppError::from(e).into_response()),
         };
     }
     if let Some(secret) = cookie(request.headers(), STACK_COOKIE) {
         match sessions::session(store, secret, &SessionScope::Stack(name.clone())).await {
-            Ok(Some((_, token))) if allowed(&token) => {
-                remove_cookie(request.headers_mut(), STACK_COOKIE);
-                return Ok(request);
-            }
+            Ok(Some((_, token))) if allowed(&token) => return Ok(request),
             Ok(_) => {}
             Err(e) => return Err(AppError::from(e).into_response()),
         }
@@ -147,20 +141,6 @@ async fn hand_over(
     }
 }
 
-/// Drops cookie `name` from the request's `Cookie` headers, keeping the rest.
-fn remove_cookie(headers: &mut HeaderMap, name: &str) {
-    let kept: Vec<String> = cookie_pairs(headers)
-        .filter(|pair| pair.split('=').next() != Some(name))
-        .map(str::to_owned)
-        .collect();
-    headers.remove(header::COOKIE);
-    if !kept.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&kept.join("; "))
-    {
-        headers.insert(header::COOKIE, value);
-    }
-}
-
 /// Open a stack's address in the browser
 ///
 /// Redirects to the stack. When stack addresses are protected, the redirect
@@ -193,7 +173,7 @@ pub(crate) async fn open(
     if !state.settings.protect_stacks {
         return Ok(Redirect::to(&deployment.url).into_response());
     }
-    if !may_manage(&caller.0, deployment.owner.as_deref()) {
+    if !caller.person().may_manage(deployment.owner.as_ref()) {
         return Err(AppError::client(
             StatusCode::FORBIDDEN,
             yard_api::ErrorCode::Forbidden,
@@ -206,28 +186,4 @@ pub(crate) async fn open(
         deployment.url.trim_end_matches('/')
     );
     Ok(Redirect::to(&url).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_named_cookie_is_removed() {
-        let mut headers = HeaderMap::new();
-        headers.append(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; yard_stack=s; yard_stacks=x"),
-        );
-        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
-        remove_cookie(&mut headers, STACK_COOKIE);
-        assert_eq!(
-            headers.get(header::COOKIE).unwrap(),
-            "a=1; yard_stacks=x; b=2"
-        );
-        let mut only = HeaderMap::new();
-        only.insert(header::COOKIE, HeaderValue::from_static("yard_stack=s"));
-        remove_cookie(&mut only, STACK_COOKIE);
-        assert!(only.get(header::COOKIE).is_none());
-    }
 }

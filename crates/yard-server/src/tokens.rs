@@ -3,21 +3,25 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use yard_api::{
-    ApiError, CreateTokenRequest, CreatedToken, TokenList, TokenRoleView, TokenView, rfc3339,
+    ApiError, CreateTokenRequest, CreatedToken, RevokedToken, TokenList, TokenRoleView, TokenView,
+    rfc3339,
 };
-use yard_services::auth;
-use yard_store::{TokenRecord, TokenRole};
+use yard_core::Role;
+use yard_services::auth::{self, NewToken};
+use yard_store::TokenRecord;
 
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::extract::{JsonBody, PathArg};
+use crate::extract::{JsonBody, PathArg, QueryArgs};
 
-pub(crate) fn role_view(role: TokenRole) -> TokenRoleView {
+pub(crate) fn role_view(role: Role) -> TokenRoleView {
     match role {
-        TokenRole::Admin => TokenRoleView::Admin,
-        TokenRole::User => TokenRoleView::User,
+        Role::Admin => TokenRoleView::Admin,
+        Role::User => TokenRoleView::User,
     }
 }
 
@@ -78,10 +82,18 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<CreatedToken>), AppError> {
     caller.require_admin()?;
     let role = match request.role {
-        Some(TokenRoleView::Admin) => TokenRole::Admin,
-        Some(TokenRoleView::User) | None => TokenRole::User,
+        Some(TokenRoleView::Admin) => Role::Admin,
+        Some(TokenRoleView::User) | None => Role::User,
     };
-    let issued = auth::create_token(state.deployer.store(), &request.name, role).await?;
+    let issued = auth::create_token(
+        state.deployer.store(),
+        &NewToken {
+            name: request.name,
+            role,
+            takes_over: request.takes_over,
+        },
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -91,16 +103,27 @@ pub(crate) async fn create(
     ))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RevokeParams {
+    /// Leave the token's agents running (their credentials stop working
+    /// until a token takes over from this one).
+    #[serde(default)]
+    keep_agents: bool,
+}
+
 /// Revoke a token by id or name (admin)
 ///
-/// Its sessions end at once.
+/// Its sessions and its agents' credentials end at once, and its agents
+/// are stopped unless `keepAgents` says otherwise.
 #[utoipa::path(
     delete,
     path = "/api/tokens/{token}",
     tag = "tokens",
-    params(("token" = String, Path, description = "The token's id or name")),
+    params(("token" = String, Path, description = "The token's id or name"), RevokeParams),
     responses(
-        (status = 200, description = "Revoked", body = TokenView),
+        (status = 200, description = "Revoked", body = RevokedToken),
         (status = 400, description = "The admin token", body = ApiError),
         (status = 401, description = "Missing or invalid token", body = ApiError),
         (status = 403, description = "Not an admin", body = ApiError),
@@ -112,8 +135,17 @@ pub(crate) async fn revoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Principal>,
     PathArg(key): PathArg<String>,
-) -> Result<Json<TokenView>, AppError> {
+    QueryArgs(params): QueryArgs<RevokeParams>,
+) -> Result<Json<RevokedToken>, AppError> {
     caller.require_admin()?;
     let revoked = auth::revoke_token(state.deployer.store(), &key).await?;
-    Ok(Json(view(&revoked)))
+    let stopped = if params.keep_agents {
+        Vec::new()
+    } else {
+        state.orchestrator.stop_agents_of(&revoked.owner()).await?
+    };
+    Ok(Json(RevokedToken {
+        token: view(&revoked),
+        stopped_agents: stopped.iter().map(|a| a.id.to_string()).collect(),
+    }))
 }

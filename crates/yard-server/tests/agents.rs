@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -319,6 +320,135 @@ async fn a_broken_policy_edit_keeps_the_old_policy_and_says_why() {
     assert_eq!(status["fromFile"], true);
     assert_eq!(decide("ls -la").await, "allow");
     assert_eq!(decide("cat x").await, "deny");
+
+    // A file that disappears does not open everything up: the last policy
+    // stays in force, and the loss is reported like a broken file.
+    std::fs::remove_file(&policy_file).unwrap();
+    let status = wait_for_policy(&yard, |p| p["error"].is_string()).await;
+    assert!(
+        status["error"].as_str().unwrap().contains("gone"),
+        "{status}"
+    );
+    assert_eq!(status["fromFile"], true);
+    assert_eq!(decide("cat x").await, "deny", "still the last policy");
+}
+
+#[tokio::test]
+async fn the_audit_keeps_a_bounded_prefix_of_a_large_tool_input() {
+    let yard = TestYard::start(Options::default()).await;
+    let repo = repo();
+    let (id, token) = one_agent(&yard, repo.path(), WEB_IMAGE).await;
+    let content = "x".repeat(1024 * 1024);
+    let answer = yard
+        .http
+        .post(format!("{}/hook", yard.base))
+        .bearer_auth(&token)
+        .json(
+            &json!({"hook_event_name": "PreToolUse", "tool_name": "Write",
+                      "tool_input": {"file_path": "/workspace/big.txt", "content": content}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status(),
+        200,
+        "a 1 MiB write is decided, not refused"
+    );
+    let audit = yard.get_json(&format!("/api/agents/{id}/audit")).await;
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["subject"], "/workspace/big.txt");
+    let input = entry["input"].as_str().unwrap();
+    assert!(input.len() <= 4096, "{} bytes kept", input.len());
+    assert!(input.contains("xxxx"), "{}", &input[..40]);
+}
+
+#[tokio::test]
+async fn agents_run_confined_in_private_checkouts() {
+    let yard = TestYard::start(Options::default()).await;
+    let repo = yard_testkit::git_repo(&[("README.md", "hello\n"), ("run.sh", "#!/bin/sh\n")]);
+    std::fs::set_permissions(
+        repo.path().join("run.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    yard_testkit::git(repo.path(), &["add", "."]);
+    yard_testkit::git(repo.path(), &["commit", "-qm", "script"]);
+    let (id, _) = one_agent(&yard, repo.path(), WEB_IMAGE).await;
+
+    let mode = |path: &Path| {
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&yard.checkouts), 0o700, "only the yard enters");
+    let checkout = yard.checkouts.join(&id);
+    assert_eq!(mode(&checkout), 0o700);
+    assert_eq!(mode(&checkout.join("README.md")), 0o600);
+    assert_eq!(mode(&checkout.join("run.sh")), 0o700);
+    assert_eq!(mode(&checkout.join(".git/config")), 0o600);
+    assert_eq!(mode(&checkout.join(".git/objects")), 0o700);
+
+    let container = yard.sweep.agent_container(&id).await;
+    let host = container.host_config.unwrap();
+    assert_eq!(host.security_opt.unwrap(), ["no-new-privileges:true"]);
+    assert_eq!(host.cap_drop.unwrap(), ["ALL"]);
+    let mut kept = host.cap_add.unwrap();
+    kept.sort();
+    let mut expected: Vec<String> = yard_engine::KEPT_CAPABILITIES.map(str::to_owned).to_vec();
+    expected.sort();
+    assert_eq!(kept, expected);
+    assert_eq!(host.pids_limit, Some(4096));
+    assert_eq!(host.memory, Some(4 << 30));
+    assert_eq!(host.nano_cpus, Some(2_000_000_000));
+}
+
+#[tokio::test]
+async fn slow_clients_are_dropped_and_health_stays_fast() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let yard = TestYard::start(Options {
+        header_timeout: Duration::from_secs(2),
+        ..Options::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    for i in 0..300 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", yard.port))
+            .await
+            .unwrap();
+        // Half the connections send part of a head, half nothing at all.
+        if i % 2 == 0 {
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+        }
+        held.push(stream);
+    }
+    let started = std::time::Instant::now();
+    assert_eq!(yard.health().await["status"], "healthy");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "/health took {:?} beside 300 half-open connections",
+        started.elapsed()
+    );
+    // Every one of them is closed within the bound (and a little slack).
+    let closed = async {
+        for mut stream in held {
+            let mut buf = [0u8; 256];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(6), closed)
+        .await
+        .expect("half-open connections were not dropped within the bound");
 }
 
 async fn wait_for_policy(yard: &TestYard, ready: impl Fn(&Value) -> bool) -> Value {

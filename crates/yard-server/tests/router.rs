@@ -1,6 +1,7 @@
 //! The host router with a stack that echoes what it gets: requests of every
 //! method with bodies streamed through, and WebSocket messages, sent to
-//! `NAME.localhost`, reach the stack's container and come back.
+//! `NAME.localhost`, reach the stack's container and come back; the yard's
+//! own credentials never do.
 
 #![allow(clippy::unwrap_used)]
 
@@ -30,12 +31,12 @@ async fn connect(
 }
 
 async fn echo_yard() -> TestYard {
+    echo_yard_with(Options::default()).await
+}
+
+async fn echo_yard_with(options: Options) -> TestYard {
     let image = yard_testkit::ensure_http_echo_image().await;
-    let yard = TestYard::start(Options {
-        image,
-        ..Options::default()
-    })
-    .await;
+    let yard = TestYard::start(Options { image, ..options }).await;
     let (last, payload) = yard.deploy_and_wait("echo").await;
     assert_eq!(last, "complete", "{payload}");
     yard
@@ -130,5 +131,75 @@ async fn websocket_messages_go_through_the_stack_address_and_back() {
             assert_eq!(response.status(), 404);
         }
         other => panic!("expected a 404, got {other:?}"),
+    }
+}
+
+/// The request head the echo stack received for `request`.
+async fn head_seen(request: reqwest::RequestBuilder) -> String {
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn the_yards_credentials_never_reach_a_stack_protected_or_not() {
+    for protect_stacks in [false, true] {
+        let yard = echo_yard_with(Options {
+            protect_stacks,
+            ..Options::default()
+        })
+        .await;
+        let url = format!("{}/_headers", yard.base);
+        let host = format!("echo.localhost:{}", yard.port);
+        // A person's bearer token and every yard cookie, with the person's
+        // own cookie beside them.
+        let head = head_seen(
+            yard.http
+                .get(&url)
+                .header("host", &host)
+                .bearer_auth(&yard.token)
+                .header("cookie", "theirs=1; yard_session=stolen; yard_stack=stolen")
+                .header("x-custom", "kept"),
+        )
+        .await;
+        let lower = head.to_lowercase();
+        assert!(!lower.contains("yard_"), "protect={protect_stacks}: {head}");
+        assert!(
+            !lower.contains("authorization"),
+            "protect={protect_stacks}: {head}"
+        );
+        assert!(
+            lower.contains("theirs=1") && lower.contains("x-custom: kept"),
+            "{head}"
+        );
+
+        // A stack's own Authorization is not the yard's, and goes through:
+        // with the stack's session when protected, plainly otherwise.
+        let mut own = yard
+            .http
+            .get(&url)
+            .header("host", &host)
+            .header("authorization", "Bearer stack-own-token");
+        if protect_stacks {
+            let open = yard.get("/api/stacks/echo/open").send().await.unwrap();
+            let ticket_url = open.headers()["location"].to_str().unwrap().to_owned();
+            let path = ticket_url.split_once("localhost").unwrap().1;
+            let path = &path[path.find('/').unwrap()..];
+            let handed = yard
+                .http
+                .get(format!("{}{path}", yard.base))
+                .header("host", &host)
+                .send()
+                .await
+                .unwrap();
+            let cookie = handed.headers()["set-cookie"].to_str().unwrap();
+            let cookie = cookie.split(';').next().unwrap().to_owned();
+            assert!(cookie.starts_with("yard_stack="), "{cookie}");
+            own = own.header("cookie", cookie);
+        }
+        let head = head_seen(own).await;
+        assert!(head.contains("Bearer stack-own-token"), "{head}");
+        assert!(!head.contains("yard_stack"), "{head}");
+        assert!(!head.contains(&yard.token), "{head}");
     }
 }

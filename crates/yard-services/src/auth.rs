@@ -2,11 +2,14 @@
 //!
 //! Tokens are 256 random bits, so a fast hash is enough: there is nothing to
 //! guess, and a lookup by hash costs one indexed query. A token's name says
-//! whose it is; the stacks a token deploys are owned by that name, so a
-//! person whose token is reissued under the same name keeps their stacks.
+//! whose it is, for people; what it makes is owned by its owner id, which is
+//! its own id unless an admin made it to take over a revoked token's things
+//! (see [`NewToken::takes_over`]). Names are unique among active tokens
+//! whatever their case.
 
 use sha2::{Digest, Sha256};
-use yard_store::{Store, StoreError, TokenRecord, TokenRole};
+use yard_core::{Person, Role};
+use yard_store::{Store, StoreError, TokenRecord};
 
 use crate::{DataDir, now};
 
@@ -59,17 +62,22 @@ pub enum AuthError {
 pub async fn ensure_admin_token(store: &Store, dir: &DataDir) -> Result<AdminToken, AuthError> {
     if let Some(token) = dir.read_admin_token()?
         && let Some(record) = store.active_token(&hash_token(&token)).await?
-        && record.role == TokenRole::Admin
+        && record.role == Role::Admin
     {
         return Ok(AdminToken::Existing(dir.admin_token_path()));
     }
     let now = now();
+    // The new admin token is the same owner as the one it replaces: what
+    // the admin made stays theirs.
+    let previous = store.token_by_key(ADMIN_TOKEN_NAME).await?;
     store.revoke_token_named(ADMIN_TOKEN_NAME, now).await?;
     let token = generate_token();
+    let id = uuid::Uuid::now_v7().to_string();
     let record = TokenRecord {
-        id: uuid::Uuid::now_v7().to_string(),
+        owner_id: previous.map_or_else(|| id.clone(), |p| p.owner_id),
+        id,
         name: ADMIN_TOKEN_NAME.to_owned(),
-        role: TokenRole::Admin,
+        role: Role::Admin,
         created_at: now,
         revoked_at: None,
     };
@@ -85,10 +93,12 @@ pub async fn authenticate(store: &Store, token: &str) -> Result<Option<TokenReco
     store.active_token(&hash_token(token)).await
 }
 
-/// Whether `token` may manage what `owner` owns: its own things, or
-/// anything for an admin. Things without a recorded owner are the admin's.
-pub fn may_manage(token: &TokenRecord, owner: Option<&str>) -> bool {
-    token.role == TokenRole::Admin || owner == Some(token.name.as_str())
+/// The person a token speaks for.
+pub fn person(token: &TokenRecord) -> Person {
+    Person {
+        owner: token.owner(),
+        role: token.role,
+    }
 }
 
 /// Why a token could not be made or revoked.
@@ -104,6 +114,14 @@ pub enum TokenError {
     NameTaken(String),
     #[error("there is no active token with id or name {0:?}")]
     NoSuchToken(String),
+    #[error("there is no token with id or name {0:?} to take over from")]
+    NoTokenToTakeOver(String),
+    #[error(
+        "token {0:?} is still active; revoke it first (with --keep-agents to keep its agents running), then make the new token take over"
+    )]
+    TakeOverActive(String),
+    #[error("the admin token's things cannot be taken over by a person's token")]
+    TakeOverAdmin,
     #[error(
         "the admin token cannot be revoked through the API; delete the data directory's admin-token file and restart the daemon to replace it"
     )]
@@ -119,13 +137,21 @@ pub struct IssuedToken {
     pub secret: String,
 }
 
-/// Makes a token for `name` with `role`.
-pub async fn create_token(
-    store: &Store,
-    name: &str,
-    role: TokenRole,
-) -> Result<IssuedToken, TokenError> {
-    let name = name.trim();
+/// What an admin asks for when making a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    /// Whose token it is.
+    pub name: String,
+    pub role: Role,
+    /// The id or name of a revoked token whose stacks and agents the new
+    /// one takes over (a reissue). Without it, a new token owns nothing it
+    /// did not make, whatever its name.
+    pub takes_over: Option<String>,
+}
+
+/// Makes a token as `request` says.
+pub async fn create_token(store: &Store, request: &NewToken) -> Result<IssuedToken, TokenError> {
+    let name = request.name.trim();
     let valid = (1..=MAX_TOKEN_NAME).contains(&name.len())
         && name
             .chars()
@@ -136,11 +162,30 @@ pub async fn create_token(
     if name.eq_ignore_ascii_case(ADMIN_TOKEN_NAME) {
         return Err(TokenError::ReservedName);
     }
+    let id = uuid::Uuid::now_v7().to_string();
+    let owner_id = match &request.takes_over {
+        None => id.clone(),
+        Some(key) => {
+            let key = key.trim();
+            let old = store
+                .token_by_key(key)
+                .await?
+                .ok_or_else(|| TokenError::NoTokenToTakeOver(key.to_owned()))?;
+            if old.name.eq_ignore_ascii_case(ADMIN_TOKEN_NAME) {
+                return Err(TokenError::TakeOverAdmin);
+            }
+            if store.active_token_of_owner(&old.owner_id).await?.is_some() {
+                return Err(TokenError::TakeOverActive(old.name));
+            }
+            old.owner_id
+        }
+    };
     let secret = generate_token();
     let record = TokenRecord {
-        id: uuid::Uuid::now_v7().to_string(),
+        id,
         name: name.to_owned(),
-        role,
+        role: request.role,
+        owner_id,
         created_at: now(),
         revoked_at: None,
     };
@@ -149,19 +194,20 @@ pub async fn create_token(
         Err(StoreError::TokenNameTaken(name)) => return Err(TokenError::NameTaken(name)),
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(token = %record.name, id = %record.id, role = record.role.as_str(), "token created");
+    tracing::info!(token = %record.name, id = %record.id, owner = %record.owner_id, role = record.role.as_str(), "token created");
     Ok(IssuedToken { record, secret })
 }
 
 /// Revokes the active token whose id or name is `key`, and ends its
-/// sessions at once.
+/// sessions at once. Its agents' credentials stop working with it; the
+/// caller decides whether the agents stop too.
 pub async fn revoke_token(store: &Store, key: &str) -> Result<TokenRecord, TokenError> {
     let key = key.trim();
     let mut token = store
         .active_token_by_key(key)
         .await?
         .ok_or_else(|| TokenError::NoSuchToken(key.to_owned()))?;
-    if token.name == ADMIN_TOKEN_NAME {
+    if token.name.eq_ignore_ascii_case(ADMIN_TOKEN_NAME) {
         return Err(TokenError::AdminToken);
     }
     let at = now();
@@ -226,35 +272,86 @@ mod tests {
         let store = Store::open(&Store::sqlite_url(tmp.path())).await.unwrap();
         ensure_admin_token(&store, &dir).await.unwrap();
 
-        let alice = create_token(&store, " alice ", TokenRole::User)
-            .await
-            .unwrap();
+        let alice = create_token(&store, &user(" alice ")).await.unwrap();
         assert_eq!(alice.record.name, "alice");
         let found = authenticate(&store, &alice.secret).await.unwrap().unwrap();
         assert_eq!(found, alice.record);
-        assert!(may_manage(&found, Some("alice")));
-        assert!(!may_manage(&found, Some("bob")) && !may_manage(&found, None));
+        assert_eq!(found.owner_id, found.id, "a new token owns what it makes");
 
         for (name, want) in [
             ("", "not"),
             ("a b", "not"),
             ("Admin", "yard's own"),
             ("alice", "already named"),
+            ("ALICE", "already named"),
         ] {
-            let e = create_token(&store, name, TokenRole::User)
-                .await
-                .unwrap_err();
+            let e = create_token(&store, &user(name)).await.unwrap_err();
             assert!(e.to_string().contains(want), "{name:?}: {e}");
         }
         assert!(matches!(
             revoke_token(&store, "admin").await,
             Err(TokenError::AdminToken)
         ));
-        revoke_token(&store, "alice").await.unwrap();
+        revoke_token(&store, "Alice").await.unwrap();
         assert!(authenticate(&store, &alice.secret).await.unwrap().is_none());
         assert!(matches!(
             revoke_token(&store, &alice.record.id).await,
             Err(TokenError::NoSuchToken(_))
         ));
+    }
+
+    fn user(name: &str) -> NewToken {
+        NewToken {
+            name: name.to_owned(),
+            role: Role::User,
+            takes_over: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reissue_owns_the_old_things_only_when_an_admin_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::sqlite_url(tmp.path())).await.unwrap();
+        ensure_admin_token(&store, &DataDir::open(tmp.path()).unwrap())
+            .await
+            .unwrap();
+        let bob = create_token(&store, &user("bob")).await.unwrap();
+        let taking_over = NewToken {
+            takes_over: Some("bob".to_owned()),
+            ..user("robert")
+        };
+        assert!(matches!(
+            create_token(&store, &taking_over).await,
+            Err(TokenError::TakeOverActive(_))
+        ));
+        revoke_token(&store, "bob").await.unwrap();
+
+        let new_bob = create_token(&store, &user("Bob")).await.unwrap();
+        assert_ne!(
+            new_bob.record.owner_id, bob.record.owner_id,
+            "the same name is not the same owner"
+        );
+        revoke_token(&store, "bob").await.unwrap();
+        let robert = create_token(&store, &taking_over).await.unwrap();
+        assert_eq!(
+            robert.record.owner_id, new_bob.record.owner_id,
+            "the newest bob"
+        );
+        let by_id = NewToken {
+            takes_over: Some(bob.record.id.clone()),
+            ..user("bobby")
+        };
+        assert_eq!(
+            create_token(&store, &by_id).await.unwrap().record.owner_id,
+            bob.record.owner_id
+        );
+        for (key, want) in [("nobody", "no token"), ("admin", "admin token")] {
+            let request = NewToken {
+                takes_over: Some(key.to_owned()),
+                ..user("eve")
+            };
+            let e = create_token(&store, &request).await.unwrap_err();
+            assert!(e.to_string().contains(want), "{key}: {e}");
+        }
     }
 }

@@ -2,11 +2,13 @@
 //! the address the daemon listens on.
 //!
 //! Secrets are written with mode 0600 through a temporary file and a rename,
-//! so a reader never sees half a token and nobody else can read one.
+//! so a reader never sees half a token and nobody else can read one. A data
+//! directory made by an older version, or by hand, is tightened at start
+//! ([`DataDir::tighten`]): the directory 0700, the store and secrets 0600.
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// File holding the admin token.
@@ -117,6 +119,41 @@ impl DataDir {
         let _ = fs::remove_file(self.path.join(LISTEN_ADDR));
     }
 
+    /// Takes access away from everyone but the yard's user: the directory
+    /// and its `checkouts` become 0700, the store (with its SQLite
+    /// companions) and the secret files 0600. Returns what it changed, for
+    /// the start-up log.
+    pub fn tighten(&self) -> io::Result<Vec<PathBuf>> {
+        let mut changed = Vec::new();
+        let mut restrict = |path: PathBuf, mode: u32| -> io::Result<()> {
+            let current = match fs::symlink_metadata(&path) {
+                Ok(meta) if !meta.file_type().is_symlink() => meta.permissions().mode() & 0o777,
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if current & !mode != 0 {
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode))?;
+                changed.push(path);
+            }
+            Ok(())
+        };
+        restrict(self.path.clone(), 0o700)?;
+        restrict(self.path.join("checkouts"), 0o700)?;
+        let store = yard_store::SQLITE_FILE;
+        for name in [
+            store.to_owned(),
+            format!("{store}-wal"),
+            format!("{store}-shm"),
+            ADMIN_TOKEN.to_owned(),
+            INSTANCE_ID.to_owned(),
+            LISTEN_ADDR.to_owned(),
+        ] {
+            restrict(self.path.join(name), 0o600)?;
+        }
+        Ok(changed)
+    }
+
     /// Writes `name` atomically with mode 0600.
     fn write_private(&self, name: &str, contents: &str) -> io::Result<PathBuf> {
         let target = self.path.join(name);
@@ -137,7 +174,27 @@ impl DataDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_loose_data_directory_is_tightened_and_says_what_changed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(tmp.path().join("data")).unwrap();
+        let store = dir.path().join(yard_store::SQLITE_FILE);
+        fs::write(&store, "").unwrap();
+        fs::write(dir.path().join("policy.toml"), "").unwrap();
+        for (path, mode) in [(dir.path(), 0o755), (store.as_path(), 0o644)] {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let changed = dir.tighten().unwrap();
+        assert_eq!(changed, vec![dir.path().to_owned(), store.clone()]);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode(dir.path()), mode(&store)), (0o700, 0o600));
+        assert_eq!(
+            dir.tighten().unwrap(),
+            Vec::<PathBuf>::new(),
+            "once is enough"
+        );
+    }
 
     #[test]
     fn secrets_are_private_and_ids_stable() {

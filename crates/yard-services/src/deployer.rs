@@ -16,13 +16,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yard_core::{
-    Deployment, DeploymentStatus, NameError, NamePolicy, StackAddressing, StackName,
+    Deployment, DeploymentStatus, NameError, NamePolicy, Owner, Person, StackAddressing, StackName,
     TransitionError,
 };
-use yard_engine::{Endpoint, Engine, EngineError, StackResource, StackSpec};
-use yard_store::{Store, StoreError, TokenRecord};
+use yard_engine::{Endpoint, Engine, EngineError, ResourceLimits, StackResource, StackSpec};
+use yard_store::{Store, StoreError};
 
-use crate::auth::may_manage;
 use crate::locks::NameLocks;
 use crate::{EventBus, YardEvent, now};
 
@@ -39,6 +38,8 @@ pub struct DeployerConfig {
     pub names: NamePolicy,
     /// How long a stack may take to answer after it starts.
     pub deploy_timeout: Duration,
+    /// What each stack's container may use.
+    pub limits: ResourceLimits,
 }
 
 /// Why a request to the deployer was refused or failed.
@@ -147,14 +148,14 @@ impl Deployer {
         })
     }
 
-    /// Records a deployment of `raw`, owned by `owner` (a token's name), and
-    /// starts running it. Returns at once; progress arrives on the bus.
-    pub async fn deploy(&self, raw: &str, owner: &str) -> Result<Deployment, DeployError> {
+    /// Records a deployment of `raw`, owned by `owner`, and starts running
+    /// it. Returns at once; progress arrives on the bus.
+    pub async fn deploy(&self, raw: &str, owner: &Owner) -> Result<Deployment, DeployError> {
         let name = self.inner.config.names.parse(raw)?;
         let url = self.inner.config.addressing.url_for(&name);
         let mut deployment =
             Deployment::new(name, url, self.inner.config.stack_image.clone(), now());
-        deployment.owner = Some(owner.to_owned());
+        deployment.owner = Some(owner.clone());
         match self.inner.store.insert_deployment(&deployment).await {
             Ok(()) => {}
             Err(StoreError::NameTaken(name)) => return Err(DeployError::NameTaken(name)),
@@ -185,7 +186,7 @@ impl Deployer {
 
     /// Removes the stack named `raw` and everything it owns, when `by` may
     /// manage it. Waits until the engine has removed it.
-    pub async fn destroy(&self, raw: &str, by: &TokenRecord) -> Result<Deployment, DeployError> {
+    pub async fn destroy(&self, raw: &str, by: &Person) -> Result<Deployment, DeployError> {
         let name = StackName::from_trusted(raw.trim().to_lowercase());
         let missing = || DeployError::NoSuchStack(name.to_string());
         // Refuse at once rather than queue behind a running deployment.
@@ -195,10 +196,12 @@ impl Deployer {
             .live_deployment(&name)
             .await?
             .ok_or_else(missing)?;
-        if !may_manage(by, current.owner.as_deref()) {
+        if !by.may_manage(current.owner.as_ref()) {
             return Err(DeployError::NotOwner {
                 name: name.to_string(),
-                owner: current.owner.unwrap_or_else(|| "the admin".to_owned()),
+                owner: current
+                    .owner
+                    .map_or_else(|| "the admin".to_owned(), |o| o.name),
             });
         }
         if current.status.is_in_progress() {
@@ -351,6 +354,7 @@ impl Deployer {
             image: deployment.image.clone(),
             port: config.stack_port,
             env,
+            limits: config.limits,
         }
     }
 

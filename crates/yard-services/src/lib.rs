@@ -5,6 +5,7 @@
 //! [`EventBus`], which feeds every live view (SSE today). Nothing polls the
 //! store for changes.
 
+pub mod agent_images;
 pub mod auth;
 pub mod bus;
 pub mod datadir;
@@ -13,6 +14,7 @@ mod follow;
 pub mod hooks;
 mod locks;
 pub mod orchestrator;
+pub mod repo_roots;
 pub mod sessions;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -7,6 +7,15 @@
 //! so [`Orchestrator::stop_all`] removes them on shutdown and
 //! [`Orchestrator::reap`] removes what a crashed run left. Their branches
 //! and checkouts stay for review until [`Orchestrator::prune`].
+//!
+//! Agents belong to people. Every request names its [`Actor`]: a person
+//! sees and acts on their own agents (an admin on all), and an agent, with
+//! its own credential, on itself and the agents it spawned, spawning only
+//! on its own repository, only as many as the policy's `[agents] may_spawn`
+//! allows. Users spawn only inside the repository roots and only the
+//! allowed images; caps on running agents per owner and in all hold on
+//! every path, checked and recorded under one lock. An agent someone may
+//! not see answers exactly as one that does not exist.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,13 +25,18 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use yard_core::{Agent, AgentId, AgentStatus};
-use yard_engine::{AgentIo, AgentMount, AgentRuntime, AgentSpec, EngineError, MountSource};
+use yard_core::{Actor, Agent, AgentId, AgentStatus, ImageRef, ImageRefError, Owner};
+use yard_engine::{
+    AgentIo, AgentMount, AgentRuntime, AgentSpec, EngineError, MountSource, ResourceLimits, UserIds,
+};
 use yard_git::{Commit, GitError, MergeOutcome, Repo};
 use yard_store::{AgentTransition, Store, StoreError};
 
+use crate::agent_images::AgentImages;
 use crate::auth::hash_token;
+use crate::hooks::PolicyWatch;
 use crate::locks::NameLocks;
+use crate::repo_roots::{RepoPathError, RepoRoots};
 use crate::{EventBus, YardEvent, now};
 
 /// Where the control socket appears in every agent container.
@@ -31,6 +45,10 @@ pub const AGENT_SOCKET: &str = "/run/agentyard/control.sock";
 pub const AGENT_WORKSPACE: &str = "/workspace";
 /// Where the yard's own binary appears, when it lends it to agents.
 const AGENT_YARD_BINARY: &str = "/usr/local/bin/yard";
+/// Every agent's credential starts with this.
+pub const AGENT_TOKEN_PREFIX: &str = "yard_agent_";
+/// How far up a chain of spawns the yard looks for an ancestor.
+const MAX_SPAWN_DEPTH: usize = 64;
 
 /// How agents reach the control socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +113,19 @@ pub struct OrchestratorConfig {
     pub instance: String,
     /// The image agents run unless a spawn names another.
     pub agent_image: String,
+    /// The images users' and agents' spawns may run; admins may run any.
+    pub allowed_images: AgentImages,
+    /// Where repositories must be for users' spawns.
+    pub repo_roots: RepoRoots,
     /// The most agents one spawn may ask for.
     pub max_agents: u32,
+    /// The most agents one person may have running, their agents' children
+    /// included.
+    pub max_agents_per_owner: u32,
+    /// The most agents this yard runs at once.
+    pub max_agents_total: u32,
+    /// What each agent's container may use.
+    pub limits: ResourceLimits,
     /// Where checkouts are made, one directory per agent.
     pub checkouts_dir: PathBuf,
     pub control: ControlAccess,
@@ -116,7 +145,9 @@ pub struct OrchestratorConfig {
 /// A request for agents.
 #[derive(Debug, Clone)]
 pub struct SpawnRequest {
-    pub repo: PathBuf,
+    /// The source repository; an agent spawning children may leave it out
+    /// (its own is the only one it may use).
+    pub repo: Option<PathBuf>,
     pub count: u32,
     pub task: String,
     pub image: Option<String>,
@@ -138,8 +169,31 @@ pub enum OrchestratorError {
     BadCount { count: u32, max: u32 },
     #[error("the task is empty; say what the agents should do")]
     EmptyTask,
+    #[error(transparent)]
+    RepoPath(#[from] RepoPathError),
+    #[error(transparent)]
+    BadImage(#[from] ImageRefError),
+    #[error(
+        "image {image:?} is not one users may run ({allowed}); ask an admin to add it to YARD_AGENT_IMAGES"
+    )]
+    ImageNotAllowed { image: String, allowed: String },
     #[error("image {0:?} is not on the engine; build or load it there first")]
     NoImage(String),
+    /// The caller may not spawn this (an agent's limits); the reason says why.
+    #[error("{0}")]
+    SpawnRefused(String),
+    /// The caller may see the agent but not do this to it.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(
+        "{running} agents are running for {scope} and the limit is {limit}; stop some first, or ask an admin to raise {setting}"
+    )]
+    TooManyAgents {
+        scope: &'static str,
+        running: i64,
+        limit: u32,
+        setting: &'static str,
+    },
     #[error("there is no agent {0:?}")]
     NoSuchAgent(String),
     #[error("agent {id} is {status}, not running")]
@@ -170,7 +224,12 @@ struct Inner {
     store: Store,
     runtime: Arc<dyn AgentRuntime>,
     bus: EventBus,
+    /// The policy, for what agents may spawn.
+    policy: Arc<PolicyWatch>,
     config: OrchestratorConfig,
+    /// Held while a spawn counts running agents and records new ones, so
+    /// two spawns cannot both fit under a cap that fits only one.
+    admission: tokio::sync::Mutex<()>,
     /// One lock per source repository: fetches and merges into one
     /// repository take turns.
     repo_locks: NameLocks,
@@ -183,6 +242,7 @@ impl Orchestrator {
         store: Store,
         runtime: Arc<dyn AgentRuntime>,
         bus: EventBus,
+        policy: Arc<PolicyWatch>,
         config: OrchestratorConfig,
     ) -> Self {
         Self {
@@ -190,7 +250,9 @@ impl Orchestrator {
                 store,
                 runtime,
                 bus,
+                policy,
                 config,
+                admission: tokio::sync::Mutex::new(()),
                 repo_locks: NameLocks::default(),
                 monitors: TaskTracker::new(),
                 stopping: CancellationToken::new(),
@@ -202,9 +264,15 @@ impl Orchestrator {
         &self.inner.config
     }
 
-    /// Starts `count` agents on `task`, all at once. Everything is checked
-    /// before anything is made, so a bad request leaves nothing behind.
-    pub async fn spawn(&self, request: SpawnRequest) -> Result<Vec<Agent>, OrchestratorError> {
+    /// Starts `count` agents on `task` for `by`, all at once. Everything is
+    /// checked before anything is made, so a refused request leaves nothing
+    /// behind, and the repository's configuration is touched only once the
+    /// spawn is admitted.
+    pub async fn spawn(
+        &self,
+        by: &Actor,
+        request: SpawnRequest,
+    ) -> Result<Vec<Agent>, OrchestratorError> {
         let config = &self.inner.config;
         if request.count == 0 || request.count > config.max_agents {
             return Err(OrchestratorError::BadCount {
@@ -215,74 +283,214 @@ impl Orchestrator {
         if request.task.trim().is_empty() {
             return Err(OrchestratorError::EmptyTask);
         }
-        let repo = Repo::open(&request.repo).await?;
+        let owner = by.owner().cloned().ok_or_else(|| {
+            OrchestratorError::SpawnRefused(
+                "this agent has no recorded owner, so it cannot spawn agents".to_owned(),
+            )
+        })?;
+        let admin = by.is_admin();
+        let (repo, parent) = match by {
+            Actor::Person(_) => {
+                let asked = request.repo.as_deref().ok_or(RepoPathError::Missing)?;
+                let path = config.repo_roots.permit(asked, admin)?;
+                let repo = Repo::open(&path).await?;
+                // git may have found the repository above the path asked for.
+                config.repo_roots.holds(repo.path(), admin)?;
+                config.repo_roots.holds(repo.common_dir(), admin)?;
+                (repo, None)
+            }
+            Actor::Agent(agent) => (
+                self.own_repo(agent, request.repo.as_deref()).await?,
+                Some(agent.id.clone()),
+            ),
+        };
         let base_ref = request.base.clone().unwrap_or_else(|| "HEAD".to_owned());
         let base_commit = repo.resolve_commit(&base_ref).await?;
-        let image = request
-            .image
-            .clone()
-            .unwrap_or_else(|| config.agent_image.clone());
+        let image = ImageRef::parse(request.image.as_deref().unwrap_or(&config.agent_image))?;
+        if !admin && !config.allowed_images.allows(&image) {
+            return Err(OrchestratorError::ImageNotAllowed {
+                image: image.to_string(),
+                allowed: config.allowed_images.describe(),
+            });
+        }
+        let image = image.to_string();
         if !self.inner.runtime.image_exists(&image).await? {
             return Err(OrchestratorError::NoImage(image));
         }
+        let user = self.inner.runtime.image_user(&image).await?;
         for cache in &config.caches {
             self.inner
                 .runtime
                 .ensure_cache_volume(&cache.volume)
                 .await?;
         }
-        repo.protect_objects().await?;
-        let owner = owner_of(repo.path()).await;
-        let launches = (0..request.count)
-            .map(|_| self.launch(&repo, owner, &base_ref, &base_commit, &image, &request.task));
+        let planned = Planned {
+            owner,
+            parent,
+            repo: repo.path().display().to_string(),
+            base_ref,
+            base_commit,
+            task: request.task,
+            image,
+        };
+        let admitted = self.admit(&planned, request.count).await?;
+        if let Err(e) = self.prepare(&repo).await {
+            for (agent, _) in &admitted {
+                self.fail(&agent.id, &e).await;
+            }
+            return Err(e);
+        }
+        let launches = admitted
+            .into_iter()
+            .map(|(agent, token)| self.launch(agent, token, &repo, user));
         let agents = futures::future::join_all(launches).await;
         agents.into_iter().collect()
     }
 
-    /// Records, checks out and starts one agent. A failure after the row
-    /// exists is recorded on the agent (status `failed`), not returned.
+    /// The repository an agent may spawn children on: its own. A path it
+    /// names must be that one.
+    async fn own_repo(
+        &self,
+        agent: &Agent,
+        asked: Option<&Path>,
+    ) -> Result<Repo, OrchestratorError> {
+        let may_spawn = self.inner.policy.policy().may_spawn();
+        if may_spawn == 0 {
+            return Err(OrchestratorError::SpawnRefused(
+                "agents may not spawn agents here; the policy's [agents] may_spawn allows none"
+                    .to_owned(),
+            ));
+        }
+        let own = Path::new(&agent.repo);
+        if let Some(asked) = asked
+            && asked != own
+            && std::fs::canonicalize(asked).ok().as_deref() != Some(own)
+        {
+            return Err(OrchestratorError::SpawnRefused(format!(
+                "an agent may spawn agents only on its own repository ({}); leave repo out",
+                agent.repo
+            )));
+        }
+        Ok(Repo::open(own).await?)
+    }
+
+    /// Checks the caps and records the agents, under the admission lock.
+    /// Returns each agent with its credential.
+    async fn admit(
+        &self,
+        planned: &Planned,
+        count: u32,
+    ) -> Result<Vec<(Agent, String)>, OrchestratorError> {
+        let config = &self.inner.config;
+        let _admission = self.inner.admission.lock().await;
+        let (total, owners) = self
+            .inner
+            .store
+            .live_agent_counts(&config.instance, &planned.owner.id)
+            .await?;
+        let wanted = i64::from(count);
+        if total + wanted > i64::from(config.max_agents_total) {
+            return Err(OrchestratorError::TooManyAgents {
+                scope: "this yard",
+                running: total,
+                limit: config.max_agents_total,
+                setting: "YARD_MAX_AGENTS_TOTAL",
+            });
+        }
+        if owners + wanted > i64::from(config.max_agents_per_owner) {
+            return Err(OrchestratorError::TooManyAgents {
+                scope: "one person",
+                running: owners,
+                limit: config.max_agents_per_owner,
+                setting: "YARD_MAX_AGENTS_PER_OWNER",
+            });
+        }
+        if let Some(parent) = &planned.parent {
+            let may_spawn = self.inner.policy.policy().may_spawn();
+            let spawned = self.inner.store.child_count(parent).await?;
+            if spawned + wanted > i64::from(may_spawn) {
+                return Err(OrchestratorError::SpawnRefused(format!(
+                    "an agent may spawn {may_spawn} agents in its life ([agents] may_spawn) and this one has spawned {spawned}"
+                )));
+            }
+        }
+        let mut admitted = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let id = AgentId::generate();
+            let token = format!(
+                "{AGENT_TOKEN_PREFIX}{}",
+                hex::encode(rand::random::<[u8; 32]>())
+            );
+            let created = now();
+            let agent = Agent {
+                instance: config.instance.clone(),
+                owner: Some(planned.owner.clone()),
+                parent: planned.parent.clone(),
+                repo: planned.repo.clone(),
+                base_ref: planned.base_ref.clone(),
+                base_commit: planned.base_commit.clone(),
+                task: planned.task.clone(),
+                image: planned.image.clone(),
+                status: AgentStatus::Starting,
+                exit_code: None,
+                message: None,
+                checkout: config.checkouts_dir.join(id.as_str()).display().to_string(),
+                head_commit: None,
+                created_at: created,
+                updated_at: created,
+                id,
+            };
+            self.inner
+                .store
+                .insert_agent(&agent, &hash_token(&token))
+                .await?;
+            self.publish(&agent.id).await;
+            admitted.push((agent, token));
+        }
+        Ok(admitted)
+    }
+
+    /// What a spawn does to the source repository and the yard's files
+    /// once admitted: objects kept from `git gc`, a private checkouts
+    /// directory.
+    async fn prepare(&self, repo: &Repo) -> Result<(), OrchestratorError> {
+        repo.protect_objects().await?;
+        private_dir(&self.inner.config.checkouts_dir).await
+    }
+
+    /// Records that agent `id` could not start, with `error`.
+    async fn fail(&self, id: &AgentId, error: &OrchestratorError) {
+        tracing::warn!(agent = %id, error = %error, "agent failed to start");
+        let failed = self
+            .transition(
+                id,
+                &[AgentStatus::Starting],
+                AgentStatus::Failed,
+                None,
+                Some(error.to_string()),
+            )
+            .await;
+        if let Err(e) = failed {
+            tracing::error!(agent = %id, error = %e, "cannot record the agent's failure");
+        }
+    }
+
+    /// Checks out and starts one recorded agent. A failure is recorded on
+    /// the agent (status `failed`), not returned.
     async fn launch(
         &self,
+        agent: Agent,
+        token: String,
         repo: &Repo,
-        owner: Option<(u32, u32)>,
-        base_ref: &str,
-        base_commit: &str,
-        image: &str,
-        task: &str,
+        user: Option<UserIds>,
     ) -> Result<Agent, OrchestratorError> {
-        let config = &self.inner.config;
-        let id = AgentId::generate();
-        let token = format!("yard_agent_{}", hex::encode(rand::random::<[u8; 32]>()));
-        let checkout = config.checkouts_dir.join(id.as_str());
-        let created = now();
-        let agent = Agent {
-            id: id.clone(),
-            instance: config.instance.clone(),
-            repo: repo.path().display().to_string(),
-            base_ref: base_ref.to_owned(),
-            base_commit: base_commit.to_owned(),
-            task: task.to_owned(),
-            image: image.to_owned(),
-            status: AgentStatus::Starting,
-            exit_code: None,
-            message: None,
-            checkout: checkout.display().to_string(),
-            head_commit: None,
-            created_at: created,
-            updated_at: created,
-        };
-        self.inner
-            .store
-            .insert_agent(&agent, &hash_token(&token))
-            .await?;
-        self.publish(&agent.id).await;
+        let id = agent.id.clone();
+        let checkout = PathBuf::from(&agent.checkout);
         let started = async {
-            repo.create_checkout(&checkout, &id.branch(), base_commit)
+            repo.create_checkout(&checkout, &id.branch(), &agent.base_commit)
                 .await?;
-            if let Some((uid, gid)) = owner {
-                chown_tree(&checkout, uid, gid).await?;
-            }
-            let spec = self.spec(&agent, repo, &token);
+            make_private(&checkout, user).await?;
+            let spec = self.spec(&agent, repo, &token, user);
             self.inner.runtime.start_agent(&spec).await?;
             Ok::<(), OrchestratorError>(())
         }
@@ -297,26 +505,18 @@ impl Orchestrator {
                     None,
                 )
                 .await?;
-                tracing::info!(agent = %id, repo = %agent.repo, base = %base_commit, %image, "agent running");
+                tracing::info!(agent = %id, repo = %agent.repo, base = %agent.base_commit, image = %agent.image, owner = ?agent.owner.as_ref().map(|o| &o.name), "agent running");
                 self.monitor(id.clone());
             }
             Err(e) => {
-                tracing::warn!(agent = %id, error = %e, "agent failed to start");
                 let _ = tokio::fs::remove_dir_all(&checkout).await;
-                self.transition(
-                    &id,
-                    &[AgentStatus::Starting],
-                    AgentStatus::Failed,
-                    None,
-                    Some(e.to_string()),
-                )
-                .await?;
+                self.fail(&id, &e).await;
             }
         }
-        self.agent(&id).await
+        self.load(&id).await
     }
 
-    fn spec(&self, agent: &Agent, repo: &Repo, token: &str) -> AgentSpec {
+    fn spec(&self, agent: &Agent, repo: &Repo, token: &str, user: Option<UserIds>) -> AgentSpec {
         let config = &self.inner.config;
         let identity = format!("agentyard agent {}", agent.id);
         let email = format!("agent-{}@agentyard.invalid", agent.id);
@@ -325,7 +525,8 @@ impl Orchestrator {
             ("YARD_TASK".to_owned(), agent.task.clone()),
             ("YARD_AGENT_TOKEN".to_owned(), token.to_owned()),
             ("YARD_SOCKET".to_owned(), AGENT_SOCKET.to_owned()),
-            // The checkout may belong to another user than the agent runs as.
+            // The borrowed objects belong to the repository's owner, not
+            // to the user the agent runs as.
             ("GIT_CONFIG_COUNT".to_owned(), "1".to_owned()),
             ("GIT_CONFIG_KEY_0".to_owned(), "safe.directory".to_owned()),
             ("GIT_CONFIG_VALUE_0".to_owned(), "*".to_owned()),
@@ -382,6 +583,8 @@ impl Orchestrator {
         AgentSpec {
             id: agent.id.clone(),
             image: agent.image.clone(),
+            user,
+            limits: config.limits,
             env,
             mounts,
             working_dir: AGENT_WORKSPACE.to_owned(),
@@ -429,8 +632,8 @@ impl Orchestrator {
         });
     }
 
-    /// One agent.
-    pub async fn agent(&self, id: &AgentId) -> Result<Agent, OrchestratorError> {
+    /// One agent, whoever asks: for the yard's own bookkeeping.
+    async fn load(&self, id: &AgentId) -> Result<Agent, OrchestratorError> {
         self.inner
             .store
             .agent(id)
@@ -438,29 +641,100 @@ impl Orchestrator {
             .ok_or_else(|| OrchestratorError::NoSuchAgent(id.to_string()))
     }
 
-    /// Agents, newest first.
-    pub async fn agents(&self, limit: i64) -> Result<Vec<Agent>, OrchestratorError> {
-        Ok(self.inner.store.agents(limit).await?)
+    /// One agent, if `by` may see it; one it may not see is "no such agent",
+    /// exactly as one that does not exist.
+    pub async fn agent(&self, by: &Actor, id: &AgentId) -> Result<Agent, OrchestratorError> {
+        let agent = self.load(id).await?;
+        if self.sees(by, &agent).await? {
+            Ok(agent)
+        } else {
+            Err(OrchestratorError::NoSuchAgent(id.to_string()))
+        }
     }
 
-    /// The live agent a credential belongs to, if any.
+    /// Whether `by` may see `agent`: a person their own (an admin all), an
+    /// agent itself and those it spawned, and they spawned.
+    async fn sees(&self, by: &Actor, agent: &Agent) -> Result<bool, StoreError> {
+        match by {
+            Actor::Person(person) => Ok(person.may_manage(agent.owner.as_ref())),
+            Actor::Agent(me) => Ok(agent.id == me.id || self.descends_from(agent, &me.id).await?),
+        }
+    }
+
+    /// Whether `ancestor` spawned `agent`, or an agent that did.
+    async fn descends_from(&self, agent: &Agent, ancestor: &AgentId) -> Result<bool, StoreError> {
+        let mut parent = agent.parent.clone();
+        for _ in 0..MAX_SPAWN_DEPTH {
+            match parent {
+                None => return Ok(false),
+                Some(id) if id == *ancestor => return Ok(true),
+                Some(id) => parent = self.inner.store.agent(&id).await?.and_then(|a| a.parent),
+            }
+        }
+        Ok(false)
+    }
+
+    /// The agents `by` may see, newest first.
+    pub async fn agents(&self, by: &Actor, limit: i64) -> Result<Vec<Agent>, OrchestratorError> {
+        let store = &self.inner.store;
+        Ok(match by {
+            Actor::Person(person) if person.is_admin() => store.agents(limit).await?,
+            Actor::Person(person) => store.agents_of_owner(&person.owner.id, limit).await?,
+            Actor::Agent(me) => store.agent_tree(&me.id, limit).await?,
+        })
+    }
+
+    /// The live agent a credential belongs to, if any and if its owner
+    /// still has an active token.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Agent>, StoreError> {
-        if !token.starts_with("yard_agent_") {
+        if !token.starts_with(AGENT_TOKEN_PREFIX) {
             return Ok(None);
         }
-        let agent = self
-            .inner
+        self.inner
             .store
-            .agent_by_token_hash(&hash_token(token))
-            .await?;
-        Ok(agent.filter(|a| a.status.is_live()))
+            .live_agent_by_token_hash(&hash_token(token))
+            .await
     }
 
-    /// Stops an agent and removes its container; its checkout and branch
-    /// stay. Stopping an agent that already ended only removes what is left
-    /// of its container.
-    pub async fn stop(&self, id: &AgentId) -> Result<Agent, OrchestratorError> {
-        self.agent(id).await?;
+    /// Stops an agent for `by` and removes its container; its checkout and
+    /// branch stay. Stopping an agent that already ended only removes what
+    /// is left of its container. An agent may stop only agents it spawned
+    /// (or they did).
+    pub async fn stop(&self, by: &Actor, id: &AgentId) -> Result<Agent, OrchestratorError> {
+        let agent = self.agent(by, id).await?;
+        let reason = match by {
+            Actor::Agent(me) if agent.id == me.id => {
+                return Err(OrchestratorError::Forbidden(
+                    "an agent may stop only agents it spawned; to end, finish its task".to_owned(),
+                ));
+            }
+            Actor::Agent(me) => format!("stopped by agent {}", me.id),
+            Actor::Person(person) => format!("stopped by {}", person.owner.name),
+        };
+        self.stop_agent(id, reason).await
+    }
+
+    /// Stops the live agents of owner `owner`: their person's token was
+    /// revoked. Returns the agents stopped.
+    pub async fn stop_agents_of(&self, owner: &Owner) -> Result<Vec<Agent>, OrchestratorError> {
+        let live = self
+            .inner
+            .store
+            .agents_of_owner_with_status(
+                &self.inner.config.instance,
+                &owner.id,
+                &[AgentStatus::Starting, AgentStatus::Running],
+            )
+            .await?;
+        let mut stopped = Vec::with_capacity(live.len());
+        for agent in live {
+            let reason = format!("the token of {} was revoked", owner.name);
+            stopped.push(self.stop_agent(&agent.id, reason).await?);
+        }
+        Ok(stopped)
+    }
+
+    async fn stop_agent(&self, id: &AgentId, reason: String) -> Result<Agent, OrchestratorError> {
         // Recorded first, so the exit the removal causes is not mistaken
         // for the agent finishing on its own.
         let stopped = self
@@ -469,7 +743,7 @@ impl Orchestrator {
                 &[AgentStatus::Starting, AgentStatus::Running],
                 AgentStatus::Stopped,
                 None,
-                Some("stopped by a person".to_owned()),
+                Some(reason),
             )
             .await?;
         self.inner
@@ -479,7 +753,7 @@ impl Orchestrator {
         if stopped {
             self.bring_back(id).await;
         }
-        self.agent(id).await
+        self.load(id).await
     }
 
     /// Stops every live agent of this instance and removes every agent
@@ -567,22 +841,27 @@ impl Orchestrator {
     }
 
     async fn fetch(&self, id: &AgentId) -> Result<(Agent, Repo), OrchestratorError> {
-        let agent = self.agent(id).await?;
+        let agent = self.load(id).await?;
         let repo = Repo::open(Path::new(&agent.repo)).await?;
         let _turn = self.inner.repo_locks.lock(&agent.repo).await;
         if let Some(head) = repo
-            .fetch_branch(Path::new(&agent.checkout), &agent.branch())
+            .fetch_branch(
+                Path::new(&agent.checkout),
+                &agent.branch(),
+                &agent.base_commit,
+            )
             .await?
             && agent.head_commit.as_deref() != Some(head.as_str())
         {
             self.inner.store.set_agent_head(id, &head, now()).await?;
             self.publish(id).await;
         }
-        Ok((self.agent(id).await?, repo))
+        Ok((self.load(id).await?, repo))
     }
 
     /// The agent's commits and changes against its base.
-    pub async fn diff(&self, id: &AgentId) -> Result<AgentDiff, OrchestratorError> {
+    pub async fn diff(&self, by: &Actor, id: &AgentId) -> Result<AgentDiff, OrchestratorError> {
+        self.agent(by, id).await?;
         let (agent, repo) = self.fetch(id).await?;
         let commits = repo.commits(&agent.base_commit, &agent.branch()).await?;
         let patch = repo.diff(&agent.base_commit, &agent.branch()).await?;
@@ -595,7 +874,8 @@ impl Orchestrator {
 
     /// Merges the agent's branch into the branch checked out in its source
     /// repository, or changes nothing and names the conflicting files.
-    pub async fn merge(&self, id: &AgentId) -> Result<MergeOutcome, OrchestratorError> {
+    pub async fn merge(&self, by: &Actor, id: &AgentId) -> Result<MergeOutcome, OrchestratorError> {
+        self.agent(by, id).await?;
         let (agent, repo) = self.fetch(id).await?;
         let _turn = self.inner.repo_locks.lock(&agent.repo).await;
         let summary = agent.task.lines().next().unwrap_or_default();
@@ -611,17 +891,22 @@ impl Orchestrator {
     /// The agent's output; with `follow`, until its container stops.
     pub async fn logs(
         &self,
+        by: &Actor,
         id: &AgentId,
         follow: bool,
         tail: Option<u32>,
     ) -> Result<BoxStream<'static, Result<Bytes, EngineError>>, OrchestratorError> {
-        self.with_container(id).await?;
+        let agent = self.agent(by, id).await?;
+        let containers = self.inner.runtime.agent_containers().await?;
+        if !containers.contains(id) {
+            return Err(OrchestratorError::NoContainer(agent.id));
+        }
         Ok(self.inner.runtime.agent_logs(id, follow, tail))
     }
 
     /// A live connection to a running agent's terminal.
-    pub async fn attach(&self, id: &AgentId) -> Result<AgentIo, OrchestratorError> {
-        let agent = self.agent(id).await?;
+    pub async fn attach(&self, by: &Actor, id: &AgentId) -> Result<AgentIo, OrchestratorError> {
+        let agent = self.agent(by, id).await?;
         if agent.status != AgentStatus::Running {
             return Err(OrchestratorError::NotRunning {
                 id: agent.id,
@@ -631,19 +916,10 @@ impl Orchestrator {
         Ok(self.inner.runtime.attach_agent(id).await?)
     }
 
-    /// Checks that the agent exists and still has a container.
-    async fn with_container(&self, id: &AgentId) -> Result<Agent, OrchestratorError> {
-        let agent = self.agent(id).await?;
-        let containers = self.inner.runtime.agent_containers().await?;
-        if !containers.contains(id) {
-            return Err(OrchestratorError::NoContainer(agent.id));
-        }
-        Ok(agent)
-    }
-
-    /// Removes the checkouts and branches of agents that have ended, and
-    /// what is left of their containers. Returns the agents pruned.
-    pub async fn prune(&self) -> Result<Vec<Agent>, OrchestratorError> {
+    /// Removes the checkouts and branches of the agents `by` may see that
+    /// have ended, and what is left of their containers. Returns the agents
+    /// pruned.
+    pub async fn prune(&self, by: &Actor) -> Result<Vec<Agent>, OrchestratorError> {
         let ended = self
             .inner
             .store
@@ -658,6 +934,9 @@ impl Orchestrator {
             .await?;
         let mut pruned = Vec::new();
         for agent in ended {
+            if !self.sees(by, &agent).await? {
+                continue;
+            }
             self.inner
                 .runtime
                 .remove_agent(&agent.id, Duration::ZERO)
@@ -685,7 +964,7 @@ impl Orchestrator {
                 .transition(&agent.id, &from, AgentStatus::Pruned, None, None)
                 .await?
             {
-                pruned.push(self.agent(&agent.id).await?);
+                pruned.push(self.load(&agent.id).await?);
             }
         }
         Ok(pruned)
@@ -726,24 +1005,43 @@ impl Orchestrator {
     }
 }
 
-/// The owner of the source repository: checkouts are given to the same
-/// user, so what agents write there belongs to the person whose repository
-/// it is. `None` when that is who the yard runs as anyway.
-async fn owner_of(path: &Path) -> Option<(u32, u32)> {
-    use std::os::unix::fs::MetadataExt;
-    let repo = tokio::fs::metadata(path).await.ok()?;
-    let me = tokio::fs::metadata("/proc/self").await.ok()?;
-    (repo.uid() != me.uid() || repo.gid() != me.gid()).then(|| (repo.uid(), repo.gid()))
+/// Makes `dir` a directory only the yard's user can enter (mode 0700).
+async fn private_dir(dir: &Path) -> Result<(), OrchestratorError> {
+    use std::os::unix::fs::PermissionsExt;
+    let made = async {
+        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).await
+    };
+    made.await.map_err(|source| OrchestratorError::Io {
+        context: "making the checkouts directory private",
+        source,
+    })
 }
 
-/// `chown -R uid:gid dir`, without following links.
-async fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<(), OrchestratorError> {
+/// Makes the checkout at `dir` private to the user the agent runs as:
+/// directories 0700, files 0600 (0700 when executable), owned by `user`
+/// (or the yard's own user). A secret in the repository is then never
+/// readable by anyone else on the host. Links are not followed.
+async fn make_private(dir: &Path, user: Option<UserIds>) -> Result<(), OrchestratorError> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = dir.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut pending = vec![dir];
         while let Some(path) = pending.pop() {
-            std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
-            if std::fs::symlink_metadata(&path)?.is_dir() {
+            let meta = std::fs::symlink_metadata(&path)?;
+            if let Some(user) = user {
+                std::os::unix::fs::lchown(&path, Some(user.uid), Some(user.gid))?;
+            }
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            let mode = if meta.is_dir() || meta.permissions().mode() & 0o111 != 0 {
+                0o700
+            } else {
+                0o600
+            };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+            if meta.is_dir() {
                 for entry in std::fs::read_dir(&path)? {
                     pending.push(entry?.path());
                 }
@@ -755,9 +1053,21 @@ async fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<(), OrchestratorEr
     .map_err(std::io::Error::other)
     .and_then(|done| done)
     .map_err(|source| OrchestratorError::Io {
-        context: "giving the checkout to the repository's owner",
+        context: "making the checkout private to the agent's user",
         source,
     })
+}
+
+/// What a spawn makes each of its agents from.
+#[derive(Debug)]
+struct Planned {
+    owner: Owner,
+    parent: Option<AgentId>,
+    repo: String,
+    base_ref: String,
+    base_commit: String,
+    task: String,
+    image: String,
 }
 
 #[cfg(test)]

@@ -1,16 +1,19 @@
 //! Agents and their hook audit trail in the store.
 
-use yard_core::{Agent, AgentId, AgentStatus, Decision, Timestamp};
+use yard_core::{Agent, AgentId, AgentStatus, Decision, Owner, Timestamp};
 
 use crate::{Store, StoreError};
 
-const COLUMNS: &str = "id, instance, repo, base_ref, base_commit, task, image, status, exit_code, \
-                       message, checkout, head_commit, created_at, updated_at";
+const COLUMNS: &str = "id, instance, owner_id, owner_name, parent_id, repo, base_ref, base_commit, \
+                       task, image, status, exit_code, message, checkout, head_commit, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct AgentRow {
     id: String,
     instance: String,
+    owner_id: Option<String>,
+    owner_name: Option<String>,
+    parent_id: Option<String>,
     repo: String,
     base_ref: String,
     base_commit: String,
@@ -36,6 +39,11 @@ impl TryFrom<AgentRow> for Agent {
         Ok(Agent {
             id: AgentId::from_trusted(row.id),
             instance: row.instance,
+            owner: row.owner_id.map(|id| Owner {
+                id,
+                name: row.owner_name.unwrap_or_default(),
+            }),
+            parent: row.parent_id.map(AgentId::from_trusted),
             repo: row.repo,
             base_ref: row.base_ref,
             base_commit: row.base_commit,
@@ -65,6 +73,9 @@ fn status_list(statuses: &[AgentStatus]) -> String {
     format!("({})", quoted.join(", "))
 }
 
+/// The statuses in which an agent's container may exist and run.
+const LIVE: [AgentStatus; 2] = [AgentStatus::Starting, AgentStatus::Running];
+
 /// A change of an agent's status, applied only from the statuses given.
 #[derive(Debug, Clone)]
 pub struct AgentTransition<'a> {
@@ -83,6 +94,8 @@ pub struct AuditEntry {
     pub event: String,
     pub tool: Option<String>,
     pub subject: Option<String>,
+    /// The start of the call's tool input, as JSON (bounded by the caller).
+    pub input: Option<String>,
     pub decision: Decision,
     pub asked: bool,
     pub rule: String,
@@ -97,6 +110,7 @@ struct AuditRow {
     event: String,
     tool: Option<String>,
     subject: Option<String>,
+    input: Option<String>,
     decision: String,
     asked: i64,
     rule: String,
@@ -125,6 +139,7 @@ impl TryFrom<AuditRow> for AuditEntry {
             event: row.event,
             tool: row.tool,
             subject: row.subject,
+            input: row.input,
             decision,
             asked: row.asked != 0,
             rule: row.rule,
@@ -138,12 +153,15 @@ impl Store {
     /// Records a new agent with its credential's hash.
     pub async fn insert_agent(&self, agent: &Agent, token_hash: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO agents (id, instance, repo, base_ref, base_commit, task, image, status, exit_code, \
-             message, checkout, head_commit, token_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            "INSERT INTO agents (id, instance, owner_id, owner_name, parent_id, repo, base_ref, base_commit, \
+             task, image, status, exit_code, message, checkout, head_commit, token_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(agent.id.as_str())
         .bind(agent.instance.as_str())
+        .bind(agent.owner.as_ref().map(|o| o.id.as_str()))
+        .bind(agent.owner.as_ref().map(|o| o.name.as_str()))
+        .bind(agent.parent.as_ref().map(AgentId::as_str))
         .bind(agent.repo.as_str())
         .bind(agent.base_ref.as_str())
         .bind(agent.base_commit.as_str())
@@ -173,10 +191,18 @@ impl Store {
             .transpose()
     }
 
-    /// The agent a credential belongs to, whatever its status.
-    pub async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<Agent>, StoreError> {
+    /// The live agent a credential belongs to, while its owner has an
+    /// active token: revoking the owner's token retires the credentials of
+    /// all their agents in the same instant.
+    pub async fn live_agent_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<Agent>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM agents WHERE token_hash = $1"
+            "SELECT {COLUMNS} FROM agents WHERE token_hash = $1 AND status IN {} \
+             AND EXISTS (SELECT 1 FROM api_tokens t \
+                         WHERE t.owner_id = agents.owner_id AND t.revoked_at IS NULL)",
+            status_list(&LIVE)
         ));
         sqlx::query_as::<_, AgentRow>(sql)
             .bind(token_hash)
@@ -193,6 +219,91 @@ impl Store {
         ));
         let rows = sqlx::query_as::<_, AgentRow>(sql)
             .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        agents_from(rows)
+    }
+
+    /// The agents of owner `owner_id`, newest first, at most `limit`.
+    pub async fn agents_of_owner(
+        &self,
+        owner_id: &str,
+        limit: i64,
+    ) -> Result<Vec<Agent>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM agents WHERE owner_id = $1 \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        ));
+        let rows = sqlx::query_as::<_, AgentRow>(sql)
+            .bind(owner_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        agents_from(rows)
+    }
+
+    /// Agent `root` and every agent it spawned, and they spawned, newest
+    /// first, at most `limit`.
+    pub async fn agent_tree(&self, root: &AgentId, limit: i64) -> Result<Vec<Agent>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "WITH RECURSIVE tree (id) AS ( \
+                 SELECT id FROM agents WHERE id = $1 \
+                 UNION SELECT a.id FROM agents a JOIN tree ON a.parent_id = tree.id) \
+             SELECT {COLUMNS} FROM agents WHERE id IN (SELECT id FROM tree) \
+             ORDER BY created_at DESC, id DESC LIMIT $2"
+        ));
+        let rows = sqlx::query_as::<_, AgentRow>(sql)
+            .bind(root.as_str())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        agents_from(rows)
+    }
+
+    /// How many agents `parent` has spawned, ever.
+    pub async fn child_count(&self, parent: &AgentId) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM agents WHERE parent_id = $1")
+                .bind(parent.as_str())
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    /// How many of this instance's agents are starting or running: all of
+    /// them, and those of owner `owner_id`.
+    pub async fn live_agent_counts(
+        &self,
+        instance: &str,
+        owner_id: &str,
+    ) -> Result<(i64, i64), StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN owner_id = $2 THEN 1 ELSE 0 END), 0) \
+             FROM agents WHERE instance = $1 AND status IN {}",
+            status_list(&LIVE)
+        ));
+        Ok(sqlx::query_as::<_, (i64, i64)>(sql)
+            .bind(instance)
+            .bind(owner_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// This instance's agents of owner `owner_id` in any of `statuses`.
+    pub async fn agents_of_owner_with_status(
+        &self,
+        instance: &str,
+        owner_id: &str,
+        statuses: &[AgentStatus],
+    ) -> Result<Vec<Agent>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM agents WHERE instance = $1 AND owner_id = $2 \
+             AND status IN {} ORDER BY created_at, id",
+            status_list(statuses)
+        ));
+        let rows = sqlx::query_as::<_, AgentRow>(sql)
+            .bind(instance)
+            .bind(owner_id)
             .fetch_all(&self.pool)
             .await?;
         agents_from(rows)
@@ -258,14 +369,15 @@ impl Store {
     /// Records one hook call.
     pub async fn insert_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO hook_audit (id, agent_id, event, tool, subject, decision, asked, rule, reason, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO hook_audit (id, agent_id, event, tool, subject, input, decision, asked, rule, reason, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(entry.id.as_str())
         .bind(entry.agent_id.as_str())
         .bind(entry.event.as_str())
         .bind(entry.tool.as_deref())
         .bind(entry.subject.as_deref())
+        .bind(entry.input.as_deref())
         .bind(entry.decision.as_str())
         .bind(i64::from(entry.asked))
         .bind(entry.rule.as_str())
@@ -279,7 +391,7 @@ impl Store {
     /// An agent's hook calls, oldest first.
     pub async fn audit(&self, agent: &AgentId) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query_as::<_, AuditRow>(
-            "SELECT id, agent_id, event, tool, subject, decision, asked, rule, reason, created_at \
+            "SELECT id, agent_id, event, tool, subject, input, decision, asked, rule, reason, created_at \
              FROM hook_audit WHERE agent_id = $1 ORDER BY created_at, id",
         )
         .bind(agent.as_str())

@@ -3,11 +3,11 @@
 //! A row is written when a deployment is asked for and rewritten at every
 //! step, so after a crash the row says exactly how far the deployment got.
 
-use yard_core::{Deployment, DeploymentId, DeploymentStatus, StackName, Timestamp};
+use yard_core::{Deployment, DeploymentId, DeploymentStatus, Owner, StackName, Timestamp};
 
 use crate::{Store, StoreError};
 
-const COLUMNS: &str = "id, name, status, progress, current_step, message, url, image, owner, seq, created_at, updated_at";
+const COLUMNS: &str = "id, name, status, progress, current_step, message, url, image, owner, owner_id, seq, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct DeploymentRow {
@@ -20,6 +20,7 @@ struct DeploymentRow {
     url: String,
     image: String,
     owner: Option<String>,
+    owner_id: Option<String>,
     seq: i64,
     created_at: i64,
     updated_at: i64,
@@ -45,7 +46,10 @@ impl TryFrom<DeploymentRow> for Deployment {
             message: row.message,
             url: row.url,
             image: row.image,
-            owner: row.owner,
+            owner: row.owner_id.map(|id| Owner {
+                id,
+                name: row.owner.unwrap_or_default(),
+            }),
             seq: row.seq,
             created_at: Timestamp(row.created_at),
             updated_at: Timestamp(row.updated_at),
@@ -77,8 +81,8 @@ impl Store {
     /// two racing requests cannot both win.
     pub async fn insert_deployment(&self, d: &Deployment) -> Result<(), StoreError> {
         let result = sqlx::query(
-            "INSERT INTO deployments (id, name, status, progress, current_step, message, url, image, owner, seq, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO deployments (id, name, status, progress, current_step, message, url, image, owner, owner_id, seq, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(d.id.as_str())
         .bind(d.name.as_str())
@@ -88,7 +92,8 @@ impl Store {
         .bind(d.message.as_deref())
         .bind(d.url.as_str())
         .bind(d.image.as_str())
-        .bind(d.owner.as_deref())
+        .bind(d.owner.as_ref().map(|o| o.name.as_str()))
+        .bind(d.owner.as_ref().map(|o| o.id.as_str()))
         .bind(d.seq)
         .bind(d.created_at.0)
         .bind(d.updated_at.0)

@@ -20,7 +20,7 @@ use sqlx::any::AnyPoolOptions;
 
 pub use agents::{AgentTransition, AuditEntry};
 pub use sessions::SessionRecord;
-pub use tokens::{TokenRecord, TokenRole};
+pub use tokens::TokenRecord;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -60,13 +60,14 @@ pub struct Store {
     backend: Backend,
 }
 
+/// The SQLite store's file in the data directory (with its `-wal` and
+/// `-shm` companions beside it).
+pub const SQLITE_FILE: &str = "agentyard.db";
+
 impl Store {
     /// The SQLite URL for a store file in `data_dir`.
     pub fn sqlite_url(data_dir: &Path) -> String {
-        format!(
-            "sqlite://{}?mode=rwc",
-            data_dir.join("agentyard.db").display()
-        )
+        format!("sqlite://{}?mode=rwc", data_dir.join(SQLITE_FILE).display())
     }
 
     /// Connects to `url` (`sqlite://...` or `postgres://...`) and brings the

@@ -27,6 +27,7 @@ struct SessionRow {
     expires_at: i64,
     token_name: String,
     token_role: String,
+    token_owner_id: Option<String>,
     token_created_at: i64,
 }
 
@@ -43,6 +44,7 @@ impl SessionRow {
             id: session.token_id.clone(),
             name: self.token_name,
             role: self.token_role,
+            owner_id: self.token_owner_id,
             created_at: self.token_created_at,
             revoked_at: None,
         };
@@ -51,7 +53,7 @@ impl SessionRow {
 }
 
 const LIVE_SESSION: &str = "SELECT s.token_id, s.scope, s.csrf_token, s.created_at, s.expires_at, \
-     t.name AS token_name, t.role AS token_role, t.created_at AS token_created_at \
+     t.name AS token_name, t.role AS token_role, t.owner_id AS token_owner_id, t.created_at AS token_created_at \
      FROM sessions s JOIN api_tokens t ON t.id = s.token_id \
      WHERE s.secret_hash = $1 AND s.scope = $2 AND s.expires_at > $3 AND t.revoked_at IS NULL";
 

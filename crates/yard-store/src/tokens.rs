@@ -1,46 +1,19 @@
 //! API tokens in the store: only their SHA-256 hashes, never the tokens.
 //! One active token per name: the database refuses a second.
 
-use yard_core::Timestamp;
+use yard_core::{Owner, Role, Timestamp};
 
 use crate::{Store, StoreError};
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenRole {
-    /// Everything, including managing other tokens.
-    Admin,
-    /// Deploy and manage stacks.
-    User,
-}
-
-impl TokenRole {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "admin",
-            Self::User => "user",
-        }
-    }
-}
-
-impl std::str::FromStr for TokenRole {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "admin" => Ok(Self::Admin),
-            "user" => Ok(Self::User),
-            other => Err(format!("{other:?} is not a role (admin or user)")),
-        }
-    }
-}
 
 /// A token as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {
     pub id: String,
     pub name: String,
-    pub role: TokenRole,
+    pub role: Role,
+    /// The owner identity of what it makes: its own id, or the id of the
+    /// revoked token it took over from.
+    pub owner_id: String,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
 }
@@ -50,6 +23,7 @@ pub(crate) struct TokenRow {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) role: String,
+    pub(crate) owner_id: Option<String>,
     pub(crate) created_at: i64,
     pub(crate) revoked_at: Option<i64>,
 }
@@ -63,6 +37,7 @@ impl TryFrom<TokenRow> for TokenRecord {
                 .role
                 .parse()
                 .map_err(|e| StoreError::Corrupt(format!("token {}: {e}", row.id)))?,
+            owner_id: row.owner_id.unwrap_or_else(|| row.id.clone()),
             id: row.id,
             name: row.name,
             created_at: Timestamp(row.created_at),
@@ -71,22 +46,37 @@ impl TryFrom<TokenRow> for TokenRecord {
     }
 }
 
+impl TokenRecord {
+    /// The owner of what this token makes.
+    pub fn owner(&self) -> Owner {
+        Owner {
+            id: self.owner_id.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// The columns a [`TokenRow`] reads, for queries here and in sessions.
+pub(crate) const TOKEN_COLUMNS: &str = "id, name, role, owner_id, created_at, revoked_at";
+
 impl Store {
     /// Stores a new token under its hash. Fails with
-    /// [`StoreError::TokenNameTaken`] when an active token has the name.
+    /// [`StoreError::TokenNameTaken`] when an active token has the name, in
+    /// any case.
     pub async fn insert_token(
         &self,
         token: &TokenRecord,
         token_hash: &str,
     ) -> Result<(), StoreError> {
         let result = sqlx::query(
-            "INSERT INTO api_tokens (id, name, token_hash, role, created_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_tokens (id, name, token_hash, role, owner_id, created_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(token.id.as_str())
         .bind(token.name.as_str())
         .bind(token_hash)
         .bind(token.role.as_str())
+        .bind(token.owner_id.as_str())
         .bind(token.created_at.0)
         .bind(token.revoked_at.map(|t| t.0))
         .execute(&self.pool)
@@ -102,23 +92,23 @@ impl Store {
 
     /// The active tokens, oldest first.
     pub async fn active_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        sqlx::query_as::<_, TokenRow>(
-            "SELECT id, name, role, created_at, revoked_at FROM api_tokens \
-             WHERE revoked_at IS NULL ORDER BY created_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(TokenRecord::try_from)
-        .collect()
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE revoked_at IS NULL ORDER BY created_at, id"
+        ));
+        sqlx::query_as::<_, TokenRow>(sql)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(TokenRecord::try_from)
+            .collect()
     }
 
-    /// The active token whose id is `key`, else the one named `key`.
+    /// The active token whose id is `key`, else the one named `key` (in
+    /// any case).
     pub async fn active_token_by_key(&self, key: &str) -> Result<Option<TokenRecord>, StoreError> {
-        for column in ["id", "name"] {
+        for condition in ["id = $1", "lower(name) = lower($1)"] {
             let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT id, name, role, created_at, revoked_at FROM api_tokens \
-                 WHERE {column} = $1 AND revoked_at IS NULL"
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {condition} AND revoked_at IS NULL"
             ));
             if let Some(row) = sqlx::query_as::<_, TokenRow>(sql)
                 .bind(key)
@@ -151,27 +141,63 @@ impl Store {
         Ok(revoked == 1)
     }
 
+    /// The token, active or revoked, whose id is `key`, else the newest
+    /// one named `key` (in any case).
+    pub async fn token_by_key(&self, key: &str) -> Result<Option<TokenRecord>, StoreError> {
+        for condition in ["id = $1", "lower(name) = lower($1)"] {
+            let sql = sqlx::AssertSqlSafe(format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {condition} \
+                 ORDER BY created_at DESC, id DESC LIMIT 1"
+            ));
+            if let Some(row) = sqlx::query_as::<_, TokenRow>(sql)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?
+            {
+                return TokenRecord::try_from(row).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The active token that carries owner id `owner_id`, if any.
+    pub async fn active_token_of_owner(
+        &self,
+        owner_id: &str,
+    ) -> Result<Option<TokenRecord>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE owner_id = $1 AND revoked_at IS NULL"
+        ));
+        sqlx::query_as::<_, TokenRow>(sql)
+            .bind(owner_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(TokenRecord::try_from)
+            .transpose()
+    }
+
     /// The unrevoked token with this hash.
     pub async fn active_token(&self, token_hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        sqlx::query_as::<_, TokenRow>(
-            "SELECT id, name, role, created_at, revoked_at FROM api_tokens \
-             WHERE token_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?
-        .map(TokenRecord::try_from)
-        .transpose()
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+        ));
+        sqlx::query_as::<_, TokenRow>(sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(TokenRecord::try_from)
+            .transpose()
     }
 
     /// Revokes the active token named `name`, if there is one, and ends
     /// its sessions; returns whether there was one.
     pub async fn revoke_token_named(&self, name: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let id: Option<String> =
-            sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = $1 AND revoked_at IS NULL")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
+        let id: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM api_tokens WHERE lower(name) = lower($1) AND revoked_at IS NULL",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         match id {
             Some(id) => self.revoke_token(&id, now).await,
             None => Ok(false),

@@ -4,7 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use yard_core::{Deployment, DeploymentStatus, StackName, Timestamp};
-use yard_store::{SessionRecord, Store, StoreError, TokenRecord, TokenRole};
+use yard_core::{Owner, Role};
+use yard_store::{SessionRecord, Store, StoreError, TokenRecord};
 
 /// Runs `check` on a fresh SQLite store, then on a fresh PostgreSQL one.
 async fn on_each_backend<F, Fut>(check: F)
@@ -127,7 +128,8 @@ async fn tokens_are_found_by_hash_until_revoked() {
         let token = TokenRecord {
             id: "t1".into(),
             name: "admin".into(),
-            role: TokenRole::Admin,
+            role: Role::Admin,
+            owner_id: "t1".into(),
             created_at: Timestamp(1),
             revoked_at: None,
         };
@@ -155,7 +157,8 @@ fn token(id: &str, name: &str) -> TokenRecord {
     TokenRecord {
         id: id.into(),
         name: name.into(),
-        role: TokenRole::User,
+        role: Role::User,
+        owner_id: id.into(),
         created_at: Timestamp(1),
         revoked_at: None,
     }
@@ -168,10 +171,12 @@ async fn one_active_token_per_name_found_by_id_or_name() {
             .insert_token(&token("t1", "alice"), "h1")
             .await
             .unwrap();
-        assert!(matches!(
-            store.insert_token(&token("t2", "alice"), "h2").await,
-            Err(StoreError::TokenNameTaken(name)) if name == "alice"
-        ));
+        for taken in ["alice", "Alice", "ALICE"] {
+            assert!(matches!(
+                store.insert_token(&token("t2", taken), "h2").await,
+                Err(StoreError::TokenNameTaken(name)) if name == taken
+            ));
+        }
         assert_eq!(
             store.active_token_by_key("t1").await.unwrap().unwrap().name,
             "alice"
@@ -179,6 +184,15 @@ async fn one_active_token_per_name_found_by_id_or_name() {
         assert_eq!(
             store
                 .active_token_by_key("alice")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            "t1"
+        );
+        assert_eq!(
+            store
+                .active_token_by_key("ALICE")
                 .await
                 .unwrap()
                 .unwrap()
@@ -203,6 +217,14 @@ async fn one_active_token_per_name_found_by_id_or_name() {
             .map(|t| t.id)
             .collect();
         assert_eq!(names, ["t3"]);
+        // Revoked tokens are still found for a take-over: the newest first.
+        assert_eq!(store.token_by_key("alice").await.unwrap().unwrap().id, "t3");
+        assert_eq!(store.token_by_key("t1").await.unwrap().unwrap().id, "t1");
+        assert_eq!(
+            store.active_token_of_owner("t3").await.unwrap().unwrap().id,
+            "t3"
+        );
+        assert_eq!(store.active_token_of_owner("t1").await.unwrap(), None);
     })
     .await;
 }
@@ -318,6 +340,11 @@ fn agent(id: &str, status: yard_core::AgentStatus) -> yard_core::Agent {
     yard_core::Agent {
         id: yard_core::AgentId::from_trusted(id),
         instance: "inst".into(),
+        owner: Some(Owner {
+            id: "o1".into(),
+            name: "alice".into(),
+        }),
+        parent: None,
         repo: "/src/repo".into(),
         base_ref: "HEAD".into(),
         base_commit: "abc123".into(),
@@ -338,6 +365,10 @@ async fn agents_move_only_from_the_statuses_given() {
     use yard_core::AgentStatus::*;
     use yard_store::AgentTransition;
     on_each_backend(|store| async move {
+        store
+            .insert_token(&token("o1", "alice"), "h-o1")
+            .await
+            .unwrap();
         let a = agent("aaaa0001", Starting);
         store.insert_agent(&a, "hash-a").await.unwrap();
         store
@@ -347,13 +378,37 @@ async fn agents_move_only_from_the_statuses_given() {
         assert_eq!(store.agent(&a.id).await.unwrap(), Some(a.clone()));
         assert_eq!(
             store
-                .agent_by_token_hash("hash-a")
+                .live_agent_by_token_hash("hash-a")
                 .await
                 .unwrap()
                 .map(|x| x.id),
             Some(a.id.clone())
         );
-        assert_eq!(store.agent_by_token_hash("nope").await.unwrap(), None);
+        assert_eq!(store.live_agent_by_token_hash("nope").await.unwrap(), None);
+        // The credential dies with its owner's token, and comes back only
+        // when a token takes over that owner.
+        store.revoke_token("o1", Timestamp(2)).await.unwrap();
+        assert_eq!(
+            store.live_agent_by_token_hash("hash-a").await.unwrap(),
+            None
+        );
+        let reissue = TokenRecord {
+            owner_id: "o1".into(),
+            ..token("o2", "alice")
+        };
+        store.insert_token(&reissue, "h-o2").await.unwrap();
+        assert!(
+            store
+                .live_agent_by_token_hash("hash-a")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(store.live_agent_counts("inst", "o1").await.unwrap(), (2, 2));
+        assert_eq!(
+            store.live_agent_counts("inst", "other").await.unwrap(),
+            (2, 0)
+        );
 
         let to_running = AgentTransition {
             from: &[Starting],
@@ -427,6 +482,43 @@ async fn agents_move_only_from_the_statuses_given() {
                 .is_empty()
         );
         assert_eq!(store.agents(10).await.unwrap().len(), 2);
+        assert_eq!(store.agents_of_owner("o1", 10).await.unwrap().len(), 2);
+        assert!(store.agents_of_owner("o9", 10).await.unwrap().is_empty());
+        assert_eq!(
+            store.live_agent_by_token_hash("hash-a").await.unwrap(),
+            None,
+            "exited"
+        );
+
+        // Children, and their children, make a tree.
+        let child = yard_core::Agent {
+            parent: Some(a.id.clone()),
+            ..agent("aaaa0003", Running)
+        };
+        let grandchild = yard_core::Agent {
+            parent: Some(child.id.clone()),
+            ..agent("aaaa0004", Running)
+        };
+        store.insert_agent(&child, "hash-d").await.unwrap();
+        store.insert_agent(&grandchild, "hash-e").await.unwrap();
+        assert_eq!(store.child_count(&a.id).await.unwrap(), 1);
+        let tree: Vec<String> = store
+            .agent_tree(&a.id, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|x| x.id.to_string())
+            .collect();
+        assert_eq!(tree.len(), 3, "{tree:?}");
+        assert!(!tree.contains(&"aaaa0002".to_owned()));
+        assert_eq!(
+            store
+                .agents_of_owner_with_status("inst", "o1", &[Running])
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
     })
     .await;
 }
@@ -448,6 +540,7 @@ async fn hook_calls_are_audited_per_agent() {
                     event: "PreToolUse".into(),
                     tool: Some("Bash".into()),
                     subject: Some("rm -rf /".into()),
+                    input: Some("{\"command\":\"rm -rf /\"}".into()),
                     decision,
                     asked: i == 1,
                     rule: "no-rm".into(),

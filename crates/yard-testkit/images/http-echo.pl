@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # A stack for tests, on port 8080. A plain HTTP request is answered with its
 # method, path and body ("POST /x\n<body>"), whether the body came with a
-# Content-Length or chunked; a WebSocket upgrade (RFC 6455) gets every
+# Content-Length or chunked, or, for /_headers, with the request's head as it
+# arrived; a WebSocket upgrade (RFC 6455) gets every
 # message echoed back to its sender. Perl's core modules only, so it runs on
 # the test agent base image.
 use strict;
@@ -88,7 +89,7 @@ sub serve {
         last if $size == 0;
       }
     }
-    my $answer = "$method $path\n$body";
+    my $answer = $path =~ m{^/_headers} ? $head : "$method $path\n$body";
     write_all($client, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
       . length($answer) . "\r\nConnection: close\r\n\r\n$answer");
     return;

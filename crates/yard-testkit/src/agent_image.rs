@@ -22,8 +22,13 @@ use tokio_util::io::ReaderStream;
 
 use crate::TEST_LABEL;
 
-/// Debian bookworm with git, cargo and a C toolchain for linking.
-const BASE_IMAGE: &str = "agentyard-test/agent-base:1";
+/// Debian bookworm with git, cargo and a C toolchain for linking, and a
+/// user `agent` (uid and gid 1000) owning the usual cache directories.
+const BASE_IMAGE: &str = "agentyard-test/agent-base:2";
+/// The user the test agent image runs as, as `USER` names it.
+pub const AGENT_USER: &str = "agent";
+/// Its uid and gid.
+pub const AGENT_UID: u32 = 1000;
 
 /// The scripted agent. It runs `$YARD_TASK` as a shell script in
 /// `/workspace`, where `bash_tool CMD` and `write_tool PATH TEXT` ask the
@@ -82,6 +87,8 @@ struct Layer {
     script: &'static str,
     cmd: Vec<String>,
     exposed_port: Option<&'static str>,
+    /// The image's `USER`; root when `None`.
+    user: Option<&'static str>,
 }
 
 static AGENT: OnceCell<String> = OnceCell::const_new();
@@ -97,6 +104,7 @@ pub async fn ensure_agent_image() -> String {
                 script: SCRIPTED_AGENT,
                 cmd: vec!["/usr/local/bin/scripted-agent".to_owned()],
                 exposed_port: None,
+                user: Some(AGENT_USER),
             })
         })
         .await
@@ -113,6 +121,7 @@ pub async fn ensure_http_echo_image() -> String {
             script: HTTP_ECHO,
             cmd: vec!["perl".to_owned(), "/usr/local/bin/http-echo".to_owned()],
             exposed_port: Some("8080/tcp"),
+            user: None,
         })
     })
     .await
@@ -132,7 +141,8 @@ async fn ensure_layered(layer: Layer) -> String {
     if docker.inspect_image(BASE_IMAGE).await.is_err() {
         build_base(&docker).await;
     }
-    let digest = &format!("{:x}", fnv(layer.script.as_bytes()))[..8];
+    let what = format!("{}{:?}", layer.script, layer.user);
+    let digest = &format!("{:x}", fnv(what.as_bytes()))[..8];
     let image = format!("{}:{digest}", layer.repo);
     if docker.inspect_image(&image).await.is_err() {
         build_layer(&docker, &image, &layer).await;
@@ -168,6 +178,20 @@ async fn build_base(docker: &Docker) {
         .status()
         .expect("debootstrap (apt-get install debootstrap; it runs as root)");
     assert!(status.success(), "debootstrap failed");
+    // A user for agents, owning the caches they share (a named volume takes
+    // the owner of the directory it is first mounted on).
+    let status = Command::new("chroot")
+        .arg(&rootfs)
+        .args(["useradd", "--create-home", "--uid", "1000", "--user-group"])
+        .arg(AGENT_USER)
+        .status()
+        .expect("chroot useradd");
+    assert!(status.success(), "useradd in the agent base failed");
+    for cache in ["cargo", "npm", "pip"] {
+        let dir = rootfs.join("cache").join(cache);
+        std::fs::create_dir_all(&dir).expect("a cache directory");
+        std::os::unix::fs::chown(&dir, Some(AGENT_UID), Some(AGENT_UID)).expect("chown");
+    }
     for trimmed in [
         "var/cache/apt/archives",
         "var/lib/apt/lists",
@@ -207,7 +231,7 @@ async fn build_base(docker: &Docker) {
 }
 
 /// Commits a never-started container of the base with the script in it;
-/// the image keeps the container's command and exposed port.
+/// the image keeps the container's command, exposed port and user.
 async fn build_layer(docker: &Docker, image: &str, layer: &Layer) {
     let name = format!("agentyard-test-build-{}", uuid::Uuid::new_v4().simple());
     docker
@@ -217,6 +241,7 @@ async fn build_layer(docker: &Docker, image: &str, layer: &Layer) {
                 image: Some(BASE_IMAGE.to_owned()),
                 cmd: Some(layer.cmd.clone()),
                 exposed_ports: layer.exposed_port.map(|port| vec![port.to_owned()]),
+                user: layer.user.map(str::to_owned),
                 labels: Some([(TEST_LABEL.to_owned(), "image-build".to_owned())].into()),
                 ..Default::default()
             },

@@ -3,13 +3,16 @@
 use std::collections::HashMap;
 
 use bollard::Docker;
+use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 
-/// The label key every test resource carries; the value is per test.
-pub const TEST_LABEL: &str = "agentyard.test";
+/// The label key every test resource carries; the value is per test. It
+/// is outside the yard's own `agentyard.` namespace, which the yard keeps
+/// for itself: tests pass it the way an operator passes `YARD_LABELS`.
+pub const TEST_LABEL: &str = "yard-test";
 
 /// Owns one test's label. On drop (including during a panic) it removes
 /// every container, network and volume carrying it.
@@ -55,13 +58,16 @@ impl DockerSweep {
             .expect("creating a network");
     }
 
-    /// The environment of the container of agent `agent` (made under this
-    /// test's label), as `KEY=VALUE` strings.
-    pub async fn agent_env(&self, agent: &str) -> Vec<String> {
-        let filters = HashMap::from([(
-            "label",
-            vec![self.label(), format!("agentyard.agent={agent}")],
-        )]);
+    /// The container of agent `agent` (made under this test's label), as
+    /// the engine describes it.
+    pub async fn agent_container(&self, agent: &str) -> ContainerInspectResponse {
+        self.inspect(&format!("agentyard.agent={agent}")).await
+    }
+
+    /// The first container with this test's label and `label`, as the
+    /// engine describes it.
+    pub async fn inspect(&self, label: &str) -> ContainerInspectResponse {
+        let filters = HashMap::from([("label", vec![self.label(), label.to_owned()])]);
         let docker = client();
         let containers = docker
             .list_containers(Some(
@@ -75,17 +81,24 @@ impl DockerSweep {
         let id = containers
             .into_iter()
             .find_map(|c| c.id)
-            .unwrap_or_else(|| panic!("no container for agent {agent}"));
+            .unwrap_or_else(|| panic!("no container labelled {label}"));
         docker
             .inspect_container(&id, None)
             .await
-            .expect("inspecting the agent")
+            .expect("inspecting a container")
+    }
+
+    /// The environment of the container of agent `agent` (made under this
+    /// test's label), as `KEY=VALUE` strings.
+    pub async fn agent_env(&self, agent: &str) -> Vec<String> {
+        self.agent_container(agent)
+            .await
             .config
             .and_then(|c| c.env)
             .unwrap_or_default()
     }
 
-    /// `agentyard.test=<id>`, as `YARD_LABELS` and `docker --filter` take it.
+    /// `yard-test=<id>`, as `YARD_LABELS` and `docker --filter` take it.
     pub fn label(&self) -> String {
         format!("{TEST_LABEL}={}", self.value)
     }

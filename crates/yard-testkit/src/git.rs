@@ -3,11 +3,14 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Runs `git ARGS` in `dir` as a test user, on `main` by default; panics
-/// with git's message when it fails. Returns its trimmed output.
+/// Runs `git ARGS` in `dir` as a test user, on `main` by default, in
+/// repositories of any owner; panics with git's message when it fails.
+/// Returns its trimmed output.
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args([
+            "-c",
+            "safe.directory=*",
             "-c",
             "user.name=Test",
             "-c",
@@ -31,13 +34,20 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
 /// A new repository whose first commit, on `main`, holds `files`.
 pub fn git_repo(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    git(dir.path(), &["init", "-q"]);
+    git_repo_at(dir.path(), files);
+    dir
+}
+
+/// A new repository at `dir` (made if missing) whose first commit, on
+/// `main`, holds `files`.
+pub fn git_repo_at(dir: &Path, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir).expect("the repository's directory");
+    git(dir, &["init", "-q"]);
     for (path, contents) in files {
-        let path = dir.path().join(path);
+        let path = dir.join(path);
         std::fs::create_dir_all(path.parent().expect("a parent")).expect("a directory");
         std::fs::write(path, contents).expect("a file");
     }
-    git(dir.path(), &["add", "."]);
-    git(dir.path(), &["commit", "-qm", "first"]);
-    dir
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-qm", "first"]);
 }

@@ -17,11 +17,11 @@ mod images;
 mod mcp;
 mod postgres;
 
-pub use agent_image::{ensure_agent_image, ensure_http_echo_image};
+pub use agent_image::{AGENT_UID, AGENT_USER, ensure_agent_image, ensure_http_echo_image};
 pub use browser::{Browser, Screen};
 pub use daemon::{Daemon, DaemonSetup};
 pub use docker::{DockerSweep, TEST_LABEL};
-pub use git::{git, git_repo};
+pub use git::{git, git_repo, git_repo_at};
 pub use images::{CRASH_IMAGE, ECHO_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images};
 pub use mcp::{MCP_BASELINE_SERVER, mcp_python, run_mcp_plan};
 pub use postgres::fresh_postgres_url;

@@ -128,20 +128,30 @@ pub(crate) struct McpArgs {
 pub(crate) enum TokenAction {
     /// Make a token for a person; prints it once.
     Create {
-        /// Whose token it is; the stacks it deploys belong to this name.
+        /// Whose token it is (unique among active tokens, whatever the case).
         #[arg(long)]
         name: String,
         /// What it may do.
         #[arg(long, value_enum, default_value = "user")]
         role: Role,
+        /// A reissue: the new token takes over the stacks and agents of this
+        /// revoked token (by id or name). Without it, a new token owns
+        /// nothing it did not make, even under an old token's name.
+        #[arg(long, value_name = "ID_OR_NAME")]
+        takes_over: Option<String>,
     },
     /// List the active tokens (never their secrets).
     List,
-    /// Revoke a token by id or name; its sessions end at once.
+    /// Revoke a token by id or name; its sessions and its agents'
+    /// credentials end at once, and its agents are stopped.
     Revoke {
         /// The token's id or name.
         #[arg(value_name = "ID_OR_NAME")]
         key: String,
+        /// Leave its agents running (they cannot reach the yard until a new
+        /// token takes over from this one).
+        #[arg(long)]
+        keep_agents: bool,
     },
 }
 
@@ -295,6 +305,24 @@ pub(crate) struct ServeArgs {
     /// The hook policy file [default: <data-dir>/policy.toml].
     #[arg(long, env = "YARD_POLICY")]
     pub(crate) policy: Option<PathBuf>,
+    /// Refuse to start without a policy file.
+    #[arg(long, env = "YARD_POLICY_REQUIRED")]
+    pub(crate) policy_required: bool,
+    /// The directories users' agents may work in, colon-separated: a spawn
+    /// names a git repository inside one of them [default: <data-dir>/repos].
+    #[arg(long = "repo-root", env = "YARD_REPO_ROOTS", value_delimiter = ':')]
+    pub(crate) repo_roots: Vec<PathBuf>,
+    /// Hold admins to the repository roots too.
+    #[arg(long, env = "YARD_REPO_ROOTS_STRICT")]
+    pub(crate) repo_roots_strict: bool,
+    /// The images users' agents may run, as globs, comma-separated
+    /// [default: the agent image]. Admins may run any local image.
+    #[arg(
+        long = "agent-images",
+        env = "YARD_AGENT_IMAGES",
+        value_delimiter = ','
+    )]
+    pub(crate) agent_images: Vec<String>,
     /// The image agents run.
     #[arg(
         long,
@@ -305,6 +333,29 @@ pub(crate) struct ServeArgs {
     /// The most agents one spawn may start.
     #[arg(long, env = "YARD_MAX_AGENTS", default_value_t = 32)]
     pub(crate) max_agents: u32,
+    /// The most agents one person may have running (their agents' children
+    /// included).
+    #[arg(long, env = "YARD_MAX_AGENTS_PER_OWNER", default_value_t = 32)]
+    pub(crate) max_agents_per_owner: u32,
+    /// The most agents the yard runs at once.
+    #[arg(long, env = "YARD_MAX_AGENTS_TOTAL", default_value_t = 128)]
+    pub(crate) max_agents_total: u32,
+    /// Memory for each agent (e.g. 4g, or none).
+    #[arg(long, env = "YARD_AGENT_MEMORY", default_value = "4g", value_parser = memory)]
+    pub(crate) agent_memory: Limit<i64>,
+    /// CPUs for each agent (e.g. 2, 0.5, or none).
+    #[arg(long, env = "YARD_AGENT_CPUS", default_value = "2", value_parser = cpus)]
+    pub(crate) agent_cpus: Limit<f64>,
+    /// Memory for each stack (e.g. 2g, or none).
+    #[arg(long, env = "YARD_STACK_MEMORY", default_value = "2g", value_parser = memory)]
+    pub(crate) stack_memory: Limit<i64>,
+    /// CPUs for each stack (e.g. 1, or none).
+    #[arg(long, env = "YARD_STACK_CPUS", default_value = "1", value_parser = cpus)]
+    pub(crate) stack_cpus: Limit<f64>,
+    /// How long a client may take to send a request's headers (and how
+    /// long an idle connection stays open).
+    #[arg(long, env = "YARD_HEADER_TIMEOUT", default_value = "15s", value_parser = duration)]
+    pub(crate) header_timeout: Duration,
     /// Shared cache volumes for agents, NAME:PATH[:VARIABLE], the variable
     /// set to PATH [default: cargo, npm and pip caches].
     #[arg(long = "agent-cache", env = "YARD_AGENT_CACHES", value_delimiter = ',', value_parser = cache_volume)]
@@ -352,19 +403,29 @@ fn key_value(raw: &str) -> Result<(String, String), String> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
-/// A KEY=VALUE label that does not overwrite the yard's own labels.
+/// A KEY=VALUE label outside the yard's own namespace (`agentyard.*`), so
+/// nothing an operator adds can pass for something the yard made.
 fn label(raw: &str) -> Result<(String, String), String> {
     let (key, value) = key_value(raw)?;
-    if [
-        yard_engine::LABEL_MANAGED,
-        yard_engine::LABEL_INSTANCE,
-        yard_engine::LABEL_STACK,
-    ]
-    .contains(&key.as_str())
-    {
-        return Err(format!("{key} is set by the yard itself"));
+    if yard_engine::is_reserved_label(&key) {
+        return Err(format!(
+            "{key} is in the yard's own label namespace ({}*); pick another key",
+            yard_engine::RESERVED_LABEL_PREFIX
+        ));
     }
     Ok((key, value))
+}
+
+/// A resource limit, or none (`none`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Limit<T>(pub(crate) Option<T>);
+
+fn memory(raw: &str) -> Result<Limit<i64>, String> {
+    yard_engine::parse_memory(raw).map(Limit)
+}
+
+fn cpus(raw: &str) -> Result<Limit<f64>, String> {
+    yard_engine::parse_cpus(raw).map(Limit)
 }
 
 fn cache_volume(raw: &str) -> Result<CacheVolume, String> {
@@ -403,8 +464,30 @@ mod tests {
     fn labels_cannot_overwrite_ours() {
         assert!(label("team=a").is_ok());
         assert!(label("agentyard.managed=false").is_err());
+        assert!(label("agentyard.agent=x").is_err());
+        assert!(label("AgentYard.anything=x").is_err());
         assert!(label("novalue").is_err());
         assert!(key_value("=x").is_err());
+    }
+
+    #[test]
+    fn limits_parse_from_the_command_line() {
+        let args = Cli::try_parse_from([
+            "yard",
+            "serve",
+            "--agent-memory",
+            "512m",
+            "--stack-cpus",
+            "none",
+        ])
+        .unwrap();
+        let Command::Serve(serve) = args.command else {
+            panic!("not serve");
+        };
+        assert_eq!(serve.agent_memory, Limit(Some(512 << 20)));
+        assert_eq!(serve.agent_cpus, Limit(Some(2.0)));
+        assert_eq!(serve.stack_cpus, Limit(None));
+        assert!(Cli::try_parse_from(["yard", "serve", "--agent-memory", "lots"]).is_err());
     }
 
     #[test]

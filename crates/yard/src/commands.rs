@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use yard_api::TokenRoleView;
+use yard_api::{CreateTokenRequest, TokenRoleView};
 use yard_client::{ClientError, Outcome, YardClient};
 use yard_services::DataDir;
 
@@ -173,13 +173,21 @@ async fn destroy(name: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {
 async fn token_command(action: &TokenAction, args: &ClientArgs) -> anyhow::Result<ExitCode> {
     let client = connect(args)?;
     match action {
-        TokenAction::Create { name, role } => {
+        TokenAction::Create {
+            name,
+            role,
+            takes_over,
+        } => {
             let role = match role {
                 Role::User => TokenRoleView::User,
                 Role::Admin => TokenRoleView::Admin,
             };
             let created = client
-                .create_token(name, Some(role))
+                .create_token(&CreateTokenRequest {
+                    name: name.clone(),
+                    role: Some(role),
+                    takes_over: takes_over.clone(),
+                })
                 .await
                 .map_err(explain)?;
             if args.json {
@@ -217,12 +225,18 @@ async fn token_command(action: &TokenAction, args: &ClientArgs) -> anyhow::Resul
                 );
             }
         }
-        TokenAction::Revoke { key } => {
-            let revoked = client.revoke_token(key).await.map_err(explain)?;
+        TokenAction::Revoke { key, keep_agents } => {
+            let revoked = client
+                .revoke_token(key, *keep_agents)
+                .await
+                .map_err(explain)?;
             if args.json {
                 print_json(&revoked)?;
             } else {
-                println!("revoked {}", revoked.name);
+                println!("revoked {}", revoked.token.name);
+                if !revoked.stopped_agents.is_empty() {
+                    eprintln!("stopped its agents: {}", revoked.stopped_agents.join(", "));
+                }
             }
         }
     }

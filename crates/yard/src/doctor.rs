@@ -44,7 +44,7 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         data_dir(setup.data_dir.path()),
         admin_token(&setup.data_dir.admin_token_path()),
         store(&setup.database_url).await,
-        policy(&setup.policy),
+        policy(&setup.policy, args.policy_required),
         git().await,
     ];
     let mut docker = DockerConfig::new(setup.instance.clone());
@@ -149,8 +149,8 @@ async fn store(url: &str) -> Finding {
     }
 }
 
-fn policy(path: &Path) -> Finding {
-    match PolicyWatch::load(path.to_owned()) {
+fn policy(path: &Path, required: bool) -> Finding {
+    match PolicyWatch::load(path.to_owned(), required) {
         Ok(watch) if watch.status().from_file => ok(format!(
             "policy: {} ({} rules)",
             path.display(),

@@ -12,10 +12,12 @@ use anyhow::{Context, bail};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use yard_core::{NamePolicy, StackAddressing};
-use yard_engine::{DockerConfig, DockerEngine};
-use yard_server::{AppState, HttpSettings, Services};
+use yard_engine::{DockerConfig, DockerEngine, ResourceLimits};
+use yard_server::{AppState, ConnectionLimits, HttpSettings, Services};
+use yard_services::agent_images::AgentImages;
 use yard_services::auth::{AdminToken, ensure_admin_token};
 use yard_services::orchestrator::{CacheVolume, ControlAccess};
+use yard_services::repo_roots::RepoRoots;
 use yard_services::{
     DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, Orchestrator, OrchestratorConfig,
     PolicyWatch,
@@ -78,9 +80,21 @@ impl Setup {
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let setup = Setup::from_args(&args)?;
-    let policy = Arc::new(PolicyWatch::load(setup.policy.clone())?);
+    let policy = Arc::new(PolicyWatch::load(
+        setup.policy.clone(),
+        args.policy_required,
+    )?);
     let store = Store::open(&setup.database_url).await?;
     tracing::info!(store = %redact(&setup.database_url), data_dir = %setup.data_dir.path().display(), instance = %setup.instance, "store ready");
+    // After the store exists: SQLite makes its file with the umask's mode.
+    for path in setup
+        .data_dir
+        .tighten()
+        .context("cannot make the data directory private")?
+    {
+        tracing::warn!(path = %path.display(), "tightened: only the yard's user may read this now");
+    }
+    let repo_roots = repo_roots(&args, &setup)?;
     match ensure_admin_token(&store, &setup.data_dir).await? {
         AdminToken::Created(path) => {
             tracing::info!(path = %path.display(), "new admin token written (mode 0600); the CLI reads it from there")
@@ -123,16 +137,36 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ),
             names: NamePolicy::new(&args.reserved_names),
             deploy_timeout: args.deploy_timeout,
+            limits: ResourceLimits {
+                memory_bytes: args.stack_memory.0,
+                cpus: args.stack_cpus.0,
+                ..ResourceLimits::STACK_DEFAULT
+            },
         },
     );
+    let agent_images = if args.agent_images.is_empty() {
+        vec![args.agent_image.clone()]
+    } else {
+        args.agent_images.clone()
+    };
     let orchestrator = Orchestrator::new(
         store.clone(),
         engine,
         bus.clone(),
+        Arc::clone(&policy),
         OrchestratorConfig {
             instance: setup.instance.clone(),
             agent_image: args.agent_image.clone(),
+            allowed_images: AgentImages::new(&agent_images).map_err(anyhow::Error::msg)?,
+            repo_roots,
             max_agents: args.max_agents,
+            max_agents_per_owner: args.max_agents_per_owner,
+            max_agents_total: args.max_agents_total,
+            limits: ResourceLimits {
+                memory_bytes: args.agent_memory.0,
+                cpus: args.agent_cpus.0,
+                ..ResourceLimits::AGENT_DEFAULT
+            },
             checkouts_dir: setup.data_dir.path().join("checkouts"),
             control: match &args.control_volume {
                 Some(volume) => ControlAccess::Volume(volume.clone()),
@@ -197,14 +231,19 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             orchestrator.stop_all(AGENT_REMOVAL).await;
         }
     });
+    let limits = ConnectionLimits {
+        header_timeout: args.header_timeout,
+    };
     let tcp = yard_server::serve_tcp(
         listener,
         yard_server::app(state.clone()),
+        limits,
         stopping.clone().cancelled_owned(),
     );
     let unix = yard_server::serve(
         control,
         yard_server::control_app(state),
+        limits,
         stopping.clone().cancelled_owned(),
     );
     let served = tokio::select! {
@@ -230,6 +269,33 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     served?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The repository roots: the configured ones, or `<data-dir>/repos`
+/// (made if missing). A configured root that does not exist is reported.
+fn repo_roots(args: &ServeArgs, setup: &Setup) -> anyhow::Result<RepoRoots> {
+    let roots = if args.repo_roots.is_empty() {
+        let default = setup.data_dir.path().join("repos");
+        std::fs::create_dir_all(&default)
+            .with_context(|| format!("cannot create {}", default.display()))?;
+        vec![default]
+    } else {
+        args.repo_roots.clone()
+    };
+    for root in &roots {
+        if !root.is_absolute() {
+            bail!(
+                "YARD_REPO_ROOTS: {} is not an absolute path",
+                root.display()
+            );
+        }
+        if !root.is_dir() {
+            tracing::warn!(root = %root.display(), "repository root does not exist; users cannot spawn agents there");
+        }
+    }
+    let shown: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+    tracing::info!(roots = %shown.join(":"), strict = args.repo_roots_strict, "repository roots");
+    Ok(RepoRoots::new(roots, args.repo_roots_strict))
 }
 
 /// The yard's own origins and loopback names, plus the operator's.

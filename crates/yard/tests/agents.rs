@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use yard_testkit::{Daemon, DaemonSetup, ensure_agent_image, git};
+use yard_testkit::{AGENT_UID, Daemon, DaemonSetup, ensure_agent_image, git};
 
 const YARD: &str = env!("CARGO_BIN_EXE_yard");
 
@@ -236,6 +236,90 @@ git add -A && git commit -qm "work of $YARD_AGENT_ID"
     assert_eq!(std::fs::read_dir(&checkouts).unwrap().count(), 0);
     assert_eq!(git(source.path(), &["branch", "--list", "yard/*"]), "");
     assert!(containers(&daemon).await.is_empty());
+}
+
+/// A person's agent, running as the image's own user, works on a repository
+/// that belongs to yet another user: its checkout is private to the agent's
+/// user, and its work comes back and merges as the repository's owner.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_persons_agent_works_on_another_owners_repository_and_the_work_comes_back() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let roots = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(roots.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let source = roots.path().join("app");
+    yard_testkit::git_repo_at(&source, &[("README.md", "hello\n")]);
+    let owner = 1001;
+    let chowned = Command::new("chown")
+        .args(["-R", &format!("{owner}:{owner}")])
+        .arg(&source)
+        .status()
+        .unwrap();
+    assert!(chowned.success());
+    let image = ensure_agent_image().await;
+    let cache = format!(
+        "agentyard-test-cargo-{}:/cache/cargo:CARGO_HOME",
+        uuid::Uuid::new_v4().simple()
+    );
+    let daemon = Daemon::start(
+        YARD.as_ref(),
+        DaemonSetup {
+            env: [
+                ("YARD_AGENT_IMAGE", image.as_str()),
+                ("YARD_LEND_BINARY", "true"),
+                ("YARD_AGENT_CACHES", cache.as_str()),
+                ("YARD_REPO_ROOTS", &roots.path().display().to_string()),
+            ]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+            ..DaemonSetup::default()
+        },
+    );
+    let alice = ok(&daemon.cli(&["token", "create", "--name", "alice"]));
+    let alice = alice.trim();
+    let task = "printf 'by the agent\\n' > done.txt && git add -A && git commit -qm 'agent work'";
+    let source_arg = source.display().to_string();
+    let out = ok(&daemon.cli(&[
+        "spawn",
+        "--repo",
+        &source_arg,
+        "--task",
+        task,
+        "--json",
+        "--token",
+        alice,
+    ]));
+    let result: Value = serde_json::from_str(&out).unwrap();
+    let id = result["agents"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(result["agents"][0]["owner"], "alice", "{result}");
+
+    // The checkout is the agent's user's, and private.
+    let checkout = daemon.data_dir().join("checkouts").join(&id);
+    let meta = std::fs::metadata(&checkout).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (AGENT_UID, 0o700));
+    let readme = std::fs::metadata(checkout.join("README.md")).unwrap();
+    assert_eq!((readme.uid(), readme.mode() & 0o777), (AGENT_UID, 0o600));
+
+    let agents = wait_exited(&daemon, std::slice::from_ref(&id));
+    assert_eq!(agents[0]["exitCode"], 0, "{}\n{}", agents[0], daemon.log());
+    let diff = ok(&daemon.cli(&["diff", &id, "--token", alice]));
+    assert!(diff.contains("+by the agent"), "{diff}");
+    let merged = ok(&daemon.cli(&["merge", &id, "--token", alice]));
+    assert!(merged.contains("merged into main"), "{merged}");
+    assert_eq!(
+        std::fs::read_to_string(source.join("done.txt")).unwrap(),
+        "by the agent\n"
+    );
+    let foreign = Command::new("find")
+        .arg(&source)
+        .args(["-not", "-uid", &owner.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&foreign.stdout),
+        "",
+        "everything in the repository is still its owner's"
+    );
 }
 
 /// A crate with one dependency, served by a local registry inside the

@@ -335,3 +335,61 @@ async fn tokens_are_made_listed_and_revoked_from_the_cli() {
         "--name is required"
     );
 }
+
+/// `yard serve` with `env`, expected to refuse to start; returns its exit
+/// code and what it printed.
+fn refused_serve(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(YARD)
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("YARD_DATA_DIR", data.path())
+        .env("YARD_LISTEN", "127.0.0.1:0")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (out.status.code(), stderr(&out))
+}
+
+#[test]
+fn the_yards_label_namespace_and_a_required_policy_are_enforced_at_start() {
+    let (code, said) = refused_serve(&[("YARD_LABELS", "team=a,agentyard.agent=x")]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("agentyard.agent") && said.contains("namespace"),
+        "{said}"
+    );
+    let (code, said) = refused_serve(&[("YARD_POLICY_REQUIRED", "true")]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("YARD_POLICY_REQUIRED"), "{said}");
+}
+
+#[tokio::test]
+async fn a_loose_data_directory_is_tightened_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut daemon = daemon(WEB_IMAGE).await;
+    let dir = daemon.data_dir().to_owned();
+    let store = dir.join("agentyard.db");
+    let set = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        (mode(&dir), mode(&store)),
+        (0o700, 0o600),
+        "a new one is private"
+    );
+    daemon.terminate(Duration::from_secs(10));
+    set(&dir, 0o755);
+    set(&store, 0o644);
+    set(&dir.join("admin-token"), 0o644);
+    daemon.restart();
+    assert_eq!(
+        (mode(&dir), mode(&store), mode(&dir.join("admin-token"))),
+        (0o700, 0o600, 0o600)
+    );
+    let log = daemon.log();
+    assert!(log.contains("tightened"), "{log}");
+}

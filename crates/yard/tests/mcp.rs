@@ -348,3 +348,136 @@ async fn credentials_origins_and_hosts_are_checked() {
         "nothing was deployed"
     );
 }
+
+/// An agent's own credential, over MCP on the control socket, reaches only
+/// the agent and the agents it spawned: it spawns only on its own
+/// repository, only as many as the policy allows, and stops only its
+/// descendants.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agents_credential_reaches_only_itself_and_its_children() {
+    let python = python();
+    let daemon = daemon().await;
+    let policy = daemon.data_dir().join("policy.toml");
+    let own = yard_testkit::git_repo(&[("README.md", "own\n")]);
+    let other = yard_testkit::git_repo(&[("README.md", "someone else's\n")]);
+    let spawn = |repo: &std::path::Path| {
+        let out = daemon.cli(&[
+            "spawn",
+            "--repo",
+            &repo.display().to_string(),
+            "--task",
+            "wait",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        result["agents"][0]["id"].as_str().unwrap().to_owned()
+    };
+    let me = spawn(own.path());
+    let stranger = spawn(other.path());
+    let token = daemon
+        .sweep()
+        .agent_env(&me)
+        .await
+        .into_iter()
+        .find_map(|kv| kv.strip_prefix("YARD_AGENT_TOKEN=").map(str::to_owned))
+        .unwrap();
+    let as_agent = json!({
+        "command": [YARD, "mcp", "--socket", daemon.data_dir().join("control.sock")],
+        "env": {"YARD_AGENT_TOKEN": token},
+    });
+    let run = |steps: Value| {
+        let mut results = run_mcp_plan(&python, &json!({"transport": as_agent, "steps": steps}));
+        assert_eq!(results[0]["op"], "connected", "{results:?}");
+        results.remove(0);
+        results
+    };
+    let text = |result: &Value| result["text"].as_str().unwrap_or_default().to_owned();
+
+    // No spawning until the policy allows it.
+    let refused = run(json!([call(
+        "spawn_agents",
+        json!({"count": 1, "task": "help"})
+    )]));
+    assert_eq!(refused[0]["isError"], true);
+    assert!(text(&refused[0]).contains("may_spawn"), "{refused:?}");
+    std::fs::write(&policy, "[agents]\nmay_spawn = 1\n").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while daemon.api_get("/api/policy").await["fromFile"] != true {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the policy was not read"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let stranger_repo = other.path().display().to_string();
+    let results = run(json!([
+        call(
+            "spawn_agents",
+            json!({"repo": stranger_repo, "count": 1, "task": "escape"})
+        ),
+        call("spawn_agents", json!({"count": 2, "task": "too many"})),
+        call("spawn_agents", json!({"count": 1, "task": "help"})),
+        call("spawn_agents", json!({"count": 1, "task": "one more"})),
+        call("list_agents", json!({})),
+        call("agent_status", json!({"id": stranger})),
+        call("stop_agent", json!({"id": stranger})),
+        call("stop_agent", json!({"id": me})),
+    ]));
+    assert!(
+        text(&results[0]).contains("only on its own repository"),
+        "{:?}",
+        results[0]
+    );
+    assert!(
+        text(&results[1]).contains("may spawn 1"),
+        "{:?}",
+        results[1]
+    );
+    let child = &results[2]["structured"]["agents"][0];
+    assert_eq!(child["status"], "running", "{:?}", results[2]);
+    assert_eq!(child["parent"], me.as_str());
+    assert_eq!(
+        child["repo"],
+        own.path().canonicalize().unwrap().display().to_string()
+    );
+    let child = child["id"].as_str().unwrap().to_owned();
+    assert!(
+        text(&results[3]).contains("has spawned 1"),
+        "{:?}",
+        results[3]
+    );
+    let seen: BTreeSet<&str> = results[4]["structured"]["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(seen, [me.as_str(), child.as_str()].into_iter().collect());
+    for refused in &results[5..7] {
+        assert_eq!(refused["isError"], true);
+        assert!(text(refused).contains("no agent"), "{refused:?}");
+    }
+    assert!(
+        text(&results[7]).contains("only agents it spawned"),
+        "{:?}",
+        results[7]
+    );
+
+    // The person's view: the stranger runs on; the child is the agent's to
+    // stop.
+    let status = |id: &str| {
+        let path = format!("/api/agents/{id}");
+        let daemon = &daemon;
+        async move { daemon.api_get(&path).await["status"].clone() }
+    };
+    assert_eq!(status(&stranger).await, "running");
+    let stopped = run(json!([call("stop_agent", json!({"id": child}))]));
+    assert_eq!(stopped[0]["structured"]["status"], "stopped", "{stopped:?}");
+    assert_eq!(status(&me).await, "running");
+}

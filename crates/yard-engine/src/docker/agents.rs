@@ -18,7 +18,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use yard_core::AgentId;
 
-use super::{DockerEngine, backend, status};
+use super::{DockerEngine, backend, confined, status};
 use crate::{
     AgentIo, AgentRuntime, AgentSpec, EngineError, LABEL_AGENT, LABEL_INSTANCE, LABEL_MANAGED,
     MountSource,
@@ -59,6 +59,10 @@ impl AgentRuntime for DockerEngine {
             Err(e) if status(&e) == Some(404) => Ok(false),
             Err(e) => Err(backend("inspecting the agent image", e)),
         }
+    }
+
+    async fn image_user(&self, image: &str) -> Result<Option<crate::UserIds>, EngineError> {
+        self.resolve_image_user(image).await
     }
 
     async fn ensure_cache_volume(&self, name: &str) -> Result<(), EngineError> {
@@ -110,11 +114,12 @@ impl AgentRuntime for DockerEngine {
             open_stdin: Some(true),
             attach_stdin: Some(true),
             stdin_once: Some(false),
+            user: spec.user.map(|u| format!("{}:{}", u.uid, u.gid)),
             host_config: Some(HostConfig {
                 mounts: Some(mounts),
                 group_add: (!spec.group_add.is_empty()).then(|| spec.group_add.clone()),
                 init: Some(true),
-                ..Default::default()
+                ..confined(&spec.limits)
             }),
             ..Default::default()
         };

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,9 +13,11 @@ use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use yard_core::{NamePolicy, StackAddressing};
-use yard_engine::{DockerConfig, DockerEngine};
-use yard_server::{AppState, HttpSettings, Services};
+use yard_engine::{DockerConfig, DockerEngine, ResourceLimits};
+use yard_server::{AppState, ConnectionLimits, HttpSettings, Services};
+use yard_services::agent_images::AgentImages;
 use yard_services::orchestrator::{CacheVolume, ControlAccess};
+use yard_services::repo_roots::RepoRoots;
 use yard_services::{
     DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, Orchestrator, OrchestratorConfig,
     PolicyWatch,
@@ -29,6 +32,16 @@ pub(crate) struct Options {
     pub(crate) policy: Option<String>,
     /// `YARD_PROTECT_STACKS`.
     pub(crate) protect_stacks: bool,
+    /// `YARD_AGENT_IMAGES`; none means only the agent image (`image`).
+    pub(crate) agent_images: Vec<String>,
+    /// `YARD_REPO_ROOTS_STRICT`; the roots are the yard's `repos`.
+    pub(crate) strict_roots: bool,
+    /// `YARD_MAX_AGENTS_PER_OWNER`.
+    pub(crate) max_agents_per_owner: u32,
+    /// `YARD_MAX_AGENTS_TOTAL`.
+    pub(crate) max_agents_total: u32,
+    /// `YARD_HEADER_TIMEOUT`.
+    pub(crate) header_timeout: Duration,
 }
 
 impl Default for Options {
@@ -38,6 +51,11 @@ impl Default for Options {
             database_url: None,
             policy: None,
             protect_stacks: false,
+            agent_images: Vec::new(),
+            strict_roots: false,
+            max_agents_per_owner: 8,
+            max_agents_total: 16,
+            header_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -52,6 +70,8 @@ pub(crate) struct TestYard {
     pub(crate) socket: std::path::PathBuf,
     /// Where agents' checkouts go.
     pub(crate) checkouts: std::path::PathBuf,
+    /// The repository root users may spawn in.
+    pub(crate) repos: PathBuf,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<()>,
     // Dropped after the server stops, so nothing outlives the test.
@@ -85,10 +105,20 @@ impl TestYard {
         if let Some(text) = &options.policy {
             std::fs::write(&policy_path, text).unwrap();
         }
-        let policy = Arc::new(PolicyWatch::load(policy_path).unwrap());
+        let policy = Arc::new(PolicyWatch::load(policy_path, false).unwrap());
         let socket = dir.path().join("control.sock");
         let control = tokio::net::UnixListener::bind(&socket).unwrap();
         let checkouts = dir.path().join("checkouts");
+        // Roots must be reachable by repository owners other than root.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let repos = dir.path().join("repos");
+        std::fs::create_dir_all(&repos).unwrap();
+        let agent_images = if options.agent_images.is_empty() {
+            vec![options.image.clone()]
+        } else {
+            options.agent_images.clone()
+        };
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -104,16 +134,23 @@ impl TestYard {
                 addressing: StackAddressing::new("localhost", port, None),
                 names: NamePolicy::default(),
                 deploy_timeout: Duration::from_secs(30),
+                limits: ResourceLimits::STACK_DEFAULT,
             },
         );
         let orchestrator = Orchestrator::new(
             store.clone(),
             engine,
             bus.clone(),
+            Arc::clone(&policy),
             OrchestratorConfig {
                 instance,
                 agent_image: options.image,
+                allowed_images: AgentImages::new(&agent_images).unwrap(),
+                repo_roots: RepoRoots::new(vec![repos.clone()], options.strict_roots),
                 max_agents: 8,
+                max_agents_per_owner: options.max_agents_per_owner,
+                max_agents_total: options.max_agents_total,
+                limits: ResourceLimits::AGENT_DEFAULT,
                 checkouts_dir: checkouts.clone(),
                 control: ControlAccess::SocketFile(socket.clone()),
                 socket_group: None,
@@ -150,13 +187,17 @@ impl TestYard {
             },
             shutdown.clone(),
         );
+        let limits = ConnectionLimits {
+            header_timeout: options.header_timeout,
+        };
         let server = tokio::spawn({
             let stop = shutdown.clone();
             let app = yard_server::app(state.clone());
             let control_app = yard_server::control_app(state);
             async move {
-                let tcp = yard_server::serve_tcp(listener, app, stop.clone().cancelled_owned());
-                let unix = yard_server::serve(control, control_app, stop.cancelled_owned());
+                let tcp =
+                    yard_server::serve_tcp(listener, app, limits, stop.clone().cancelled_owned());
+                let unix = yard_server::serve(control, control_app, limits, stop.cancelled_owned());
                 let (tcp, unix) = tokio::join!(tcp, unix);
                 tcp.unwrap();
                 unix.unwrap();
@@ -170,6 +211,7 @@ impl TestYard {
             http: yard_testkit::http(),
             socket,
             checkouts,
+            repos,
             shutdown,
             server,
             sweep,
