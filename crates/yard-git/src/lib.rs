@@ -42,6 +42,16 @@ pub enum GitError {
     Dirty(PathBuf),
     #[error("{} is a bare repository; there is no branch checked out to merge into", .0.display())]
     Bare(PathBuf),
+    #[error(
+        "{} belongs to uid {uid}, who cannot reach it: {} is closed to them; the yard works in a repository as its owner, so open that directory to them (chmod o+x) or move the repository",
+        .path.display(),
+        .closed.display()
+    )]
+    OwnerCannotReach {
+        path: PathBuf,
+        uid: u32,
+        closed: PathBuf,
+    },
     #[error("git {args} failed: {stderr}")]
     Failed { args: String, stderr: String },
     #[error("cannot run git: {0}")]
@@ -90,21 +100,39 @@ enum RunAs {
 
 impl RunAs {
     /// The owner of `path`, if the yard can act as them (it is root) and
-    /// they are not the yard's own user.
-    async fn owner_of(path: &Path) -> Self {
+    /// they are not the yard's own user. An owner who cannot reach their
+    /// own repository (a directory above it is closed to them) is an error
+    /// that says so, rather than git's puzzling one.
+    async fn owner_of(path: &Path) -> Result<Self, GitError> {
         use std::os::unix::fs::MetadataExt;
         let Ok(meta) = tokio::fs::metadata(path).await else {
-            return Self::Yard;
+            return Ok(Self::Yard);
         };
         let me = nix::unistd::geteuid();
-        if me.is_root() && meta.uid() != me.as_raw() {
-            Self::User {
-                uid: meta.uid(),
-                gid: meta.gid(),
-            }
-        } else {
-            Self::Yard
+        if !me.is_root() || meta.uid() == me.as_raw() {
+            return Ok(Self::Yard);
         }
+        let (uid, gid) = (meta.uid(), meta.gid());
+        for dir in path.ancestors().skip(1) {
+            let Ok(above) = tokio::fs::metadata(dir).await else {
+                continue;
+            };
+            let search = if above.uid() == uid {
+                0o100
+            } else if above.gid() == gid {
+                0o010
+            } else {
+                0o001
+            };
+            if above.mode() & search == 0 {
+                return Err(GitError::OwnerCannotReach {
+                    path: path.to_owned(),
+                    uid,
+                    closed: dir.to_owned(),
+                });
+            }
+        }
+        Ok(Self::User { uid, gid })
     }
 
     /// `git -c safe.directory=* -C dir`, as this user.
@@ -209,7 +237,7 @@ impl Repo {
             .map_err(|_| GitError::NoSuchPath(path.to_owned()))?;
         let not_a_repo = || GitError::NotARepository(path.clone());
         let out = git_as(
-            RunAs::owner_of(&path).await,
+            RunAs::owner_of(&path).await?,
             &path,
             [
                 "rev-parse",
@@ -223,7 +251,7 @@ impl Repo {
         let mut lines = out.lines();
         let bare = lines.next() == Some("true");
         let common_dir = PathBuf::from(lines.next().ok_or_else(not_a_repo)?);
-        let owner = RunAs::owner_of(&common_dir).await;
+        let owner = RunAs::owner_of(&common_dir).await?;
         let path = if bare {
             common_dir.clone()
         } else {

@@ -251,6 +251,31 @@ async fn work_comes_back_across_owners_and_belongs_to_the_repository_owner() {
     );
 }
 
+/// A repository whose owner cannot reach it is refused with the reason, not
+/// with git's words.
+#[tokio::test]
+async fn an_owner_who_cannot_reach_their_repository_is_told_why() {
+    if !nix_is_root() {
+        eprintln!("skipped: needs root to own files as other users");
+        return;
+    }
+    let closed = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        closed.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let src = closed.path().join("src");
+    yard_testkit::git_repo_at(&src, &[("README.md", "hello\n")]);
+    chown_tree(&src, 1001);
+    let err = Repo::open(&src).await.unwrap_err();
+    assert!(
+        matches!(err, GitError::OwnerCannotReach { uid: 1001, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("chmod o+x"), "{err}");
+}
+
 fn nix_is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)

@@ -170,6 +170,14 @@ fn agent_id(raw: &str) -> Result<AgentId, CallToolResult> {
     })
 }
 
+/// The caller and the agent an [`AgentInput`] names, or the tool error.
+fn actor_and_agent(
+    context: &RequestContext<RoleServer>,
+    input: &AgentInput,
+) -> Result<(Actor, AgentId), CallToolResult> {
+    Ok((actor(context)?, agent_id(&input.id)?))
+}
+
 #[tool_router]
 impl YardTools {
     pub fn new(deployer: Deployer, orchestrator: Orchestrator) -> Self {
@@ -382,7 +390,7 @@ impl YardTools {
         Parameters(input): Parameters<AgentInput>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let (by, id) = match actor(&context).and_then(|by| Ok((by, agent_id(&input.id)?))) {
+        let (by, id) = match actor_and_agent(&context, &input) {
             Ok(found) => found,
             Err(result) => return result,
         };
@@ -400,7 +408,7 @@ impl YardTools {
         Parameters(input): Parameters<AgentInput>,
         context: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let (by, id) = match actor(&context).and_then(|by| Ok((by, agent_id(&input.id)?))) {
+        let (by, id) = match actor_and_agent(&context, &input) {
             Ok(found) => found,
             Err(result) => return result,
         };

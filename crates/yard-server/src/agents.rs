@@ -32,7 +32,9 @@ fn agent_id(raw: &str) -> Result<AgentId, AppError> {
 /// Put agents on a task
 ///
 /// Each agent gets its own checkout on a new branch `yard/<id>` from the
-/// base, its own container and credential. All start at once.
+/// base, its own container and credential. All start at once. Users spawn
+/// only on repositories inside the repository roots and only the allowed
+/// images; the agents are the caller's.
 #[utoipa::path(
     post,
     path = "/api/agents",
@@ -42,6 +44,8 @@ fn agent_id(raw: &str) -> Result<AgentId, AppError> {
         (status = 201, description = "The agents, running or failed to start", body = SpawnResult),
         (status = 400, description = "Bad repository, base, count, task or image", body = ApiError),
         (status = 401, description = "Missing or invalid token", body = ApiError),
+        (status = 403, description = "A repository outside the roots, or an image users may not run", body = ApiError),
+        (status = 429, description = "Past a cap on running agents", body = ApiError),
     ),
     security(("bearer" = []))
 )]
@@ -71,7 +75,7 @@ pub(crate) async fn spawn(
     ))
 }
 
-/// List agents, newest first
+/// List the caller's agents (an admin's: all), newest first
 #[utoipa::path(
     get,
     path = "/api/agents",

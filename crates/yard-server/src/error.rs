@@ -126,7 +126,6 @@ impl From<OrchestratorError> for AppError {
         match e {
             OrchestratorError::RepoPath(RepoPathError::Outside { .. })
             | OrchestratorError::ImageNotAllowed { .. }
-            | OrchestratorError::SpawnRefused(_)
             | OrchestratorError::Forbidden(_) => {
                 Self::client(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
             }
@@ -141,7 +140,10 @@ impl From<OrchestratorError> for AppError {
             | OrchestratorError::BadImage(_)
             | OrchestratorError::NoImage(_)
             | OrchestratorError::Git(
-                GitError::NoSuchPath(_) | GitError::NotARepository(_) | GitError::UnknownRef { .. },
+                GitError::NoSuchPath(_)
+                | GitError::NotARepository(_)
+                | GitError::UnknownRef { .. }
+                | GitError::OwnerCannotReach { .. },
             ) => Self::client(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message),
             OrchestratorError::Git(GitError::Dirty(_) | GitError::Bare(_)) => {
                 Self::client(StatusCode::CONFLICT, ErrorCode::RepositoryNotReady, message)

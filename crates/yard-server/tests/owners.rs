@@ -214,28 +214,15 @@ async fn repositories_outside_the_roots_are_refused_without_saying_whether_they_
 
     // Admins may go anywhere, unless the roots are strict.
     let outside = yard_testkit::git_repo(&[("README.md", "admin's\n")]);
-    let admin_spawn = yard
-        .post_json(
-            "/api/agents",
-            &json!({"repo": outside.path().display().to_string(), "task": "x"}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"repo": outside.path().display().to_string(), "task": "x"});
+    let admin_spawn = spawn_as(&yard, &yard.token, body.clone()).await;
     assert_eq!(admin_spawn.status(), 201);
     let strict = TestYard::start(Options {
         strict_roots: true,
         ..Options::default()
     })
     .await;
-    let refused = strict
-        .post_json(
-            "/api/agents",
-            &json!({"repo": outside.path().display().to_string(), "task": "x"}),
-        )
-        .send()
-        .await
-        .unwrap();
+    let refused = spawn_as(&strict, &strict.token, body).await;
     assert_error_response(refused, 403, "forbidden").await;
 }
 

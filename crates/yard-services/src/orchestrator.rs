@@ -179,10 +179,8 @@ pub enum OrchestratorError {
     ImageNotAllowed { image: String, allowed: String },
     #[error("image {0:?} is not on the engine; build or load it there first")]
     NoImage(String),
-    /// The caller may not spawn this (an agent's limits); the reason says why.
-    #[error("{0}")]
-    SpawnRefused(String),
-    /// The caller may see the agent but not do this to it.
+    /// The caller may not do this (an agent's limits, an agent stopping
+    /// itself); the reason says why.
     #[error("{0}")]
     Forbidden(String),
     #[error(
@@ -260,10 +258,6 @@ impl Orchestrator {
         }
     }
 
-    pub fn config(&self) -> &OrchestratorConfig {
-        &self.inner.config
-    }
-
     /// Starts `count` agents on `task` for `by`, all at once. Everything is
     /// checked before anything is made, so a refused request leaves nothing
     /// behind, and the repository's configuration is touched only once the
@@ -284,7 +278,7 @@ impl Orchestrator {
             return Err(OrchestratorError::EmptyTask);
         }
         let owner = by.owner().cloned().ok_or_else(|| {
-            OrchestratorError::SpawnRefused(
+            OrchestratorError::Forbidden(
                 "this agent has no recorded owner, so it cannot spawn agents".to_owned(),
             )
         })?;
@@ -314,10 +308,14 @@ impl Orchestrator {
             });
         }
         let image = image.to_string();
-        if !self.inner.runtime.image_exists(&image).await? {
-            return Err(OrchestratorError::NoImage(image));
-        }
-        let user = self.inner.runtime.image_user(&image).await?;
+        // Who the agents run as; looking it up also tells that the image is
+        // on the engine.
+        let user = match self.inner.runtime.image_user(&image).await {
+            Err(EngineError::ImageNotFound { .. }) => {
+                return Err(OrchestratorError::NoImage(image));
+            }
+            found => found?,
+        };
         for cache in &config.caches {
             self.inner
                 .runtime
@@ -356,7 +354,7 @@ impl Orchestrator {
     ) -> Result<Repo, OrchestratorError> {
         let may_spawn = self.inner.policy.policy().may_spawn();
         if may_spawn == 0 {
-            return Err(OrchestratorError::SpawnRefused(
+            return Err(OrchestratorError::Forbidden(
                 "agents may not spawn agents here; the policy's [agents] may_spawn allows none"
                     .to_owned(),
             ));
@@ -366,7 +364,7 @@ impl Orchestrator {
             && asked != own
             && std::fs::canonicalize(asked).ok().as_deref() != Some(own)
         {
-            return Err(OrchestratorError::SpawnRefused(format!(
+            return Err(OrchestratorError::Forbidden(format!(
                 "an agent may spawn agents only on its own repository ({}); leave repo out",
                 agent.repo
             )));
@@ -409,7 +407,7 @@ impl Orchestrator {
             let may_spawn = self.inner.policy.policy().may_spawn();
             let spawned = self.inner.store.child_count(parent).await?;
             if spawned + wanted > i64::from(may_spawn) {
-                return Err(OrchestratorError::SpawnRefused(format!(
+                return Err(OrchestratorError::Forbidden(format!(
                     "an agent may spawn {may_spawn} agents in its life ([agents] may_spawn) and this one has spawned {spawned}"
                 )));
             }

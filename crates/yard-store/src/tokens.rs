@@ -106,9 +106,20 @@ impl Store {
     /// The active token whose id is `key`, else the one named `key` (in
     /// any case).
     pub async fn active_token_by_key(&self, key: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.token_by_id_or_name(key, "AND revoked_at IS NULL")
+            .await
+    }
+
+    /// The first token whose id is `key`, else whose name is `key` in any
+    /// case, with `tail` (our own SQL) narrowing or ordering the rows.
+    async fn token_by_id_or_name(
+        &self,
+        key: &str,
+        tail: &'static str,
+    ) -> Result<Option<TokenRecord>, StoreError> {
         for condition in ["id = $1", "lower(name) = lower($1)"] {
             let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {condition} AND revoked_at IS NULL"
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {condition} {tail}"
             ));
             if let Some(row) = sqlx::query_as::<_, TokenRow>(sql)
                 .bind(key)
@@ -144,20 +155,8 @@ impl Store {
     /// The token, active or revoked, whose id is `key`, else the newest
     /// one named `key` (in any case).
     pub async fn token_by_key(&self, key: &str) -> Result<Option<TokenRecord>, StoreError> {
-        for condition in ["id = $1", "lower(name) = lower($1)"] {
-            let sql = sqlx::AssertSqlSafe(format!(
-                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {condition} \
-                 ORDER BY created_at DESC, id DESC LIMIT 1"
-            ));
-            if let Some(row) = sqlx::query_as::<_, TokenRow>(sql)
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?
-            {
-                return TokenRecord::try_from(row).map(Some);
-            }
-        }
-        Ok(None)
+        self.token_by_id_or_name(key, "ORDER BY created_at DESC, id DESC LIMIT 1")
+            .await
     }
 
     /// The active token that carries owner id `owner_id`, if any.

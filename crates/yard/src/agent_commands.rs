@@ -93,9 +93,15 @@ pub(crate) async fn agents(
 }
 
 fn print_agents(agents: &[AgentView]) {
+    let owner_width = agents
+        .iter()
+        .filter_map(|a| a.owner.as_ref().map(String::len))
+        .max()
+        .unwrap_or(5)
+        .max(5);
     println!(
-        "{:8}  {:8}  {:13}  {:>6}  TASK",
-        "ID", "STATUS", "BRANCH", "AGE"
+        "{:8}  {:8}  {:13}  {:owner_width$}  {:>6}  TASK",
+        "ID", "STATUS", "BRANCH", "OWNER", "AGE"
     );
     for agent in agents {
         let task: String = agent
@@ -107,10 +113,11 @@ fn print_agents(agents: &[AgentView]) {
             .take(48)
             .collect();
         println!(
-            "{:8}  {:8}  {:13}  {:>6}  {task}",
+            "{:8}  {:8}  {:13}  {:owner_width$}  {:>6}  {task}",
             agent.id,
             agent.status.as_str(),
             agent.branch,
+            agent.owner.as_deref().unwrap_or("-"),
             age(&agent.created_at)
         );
     }
