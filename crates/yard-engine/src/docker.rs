@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -109,8 +109,9 @@ pub struct DockerEngine {
     docker: Docker,
     config: DockerConfig,
     probe: Client<HttpConnector, Empty<Bytes>>,
-    /// The user each agent image (by id) runs as, once looked up.
-    image_users: Arc<Mutex<HashMap<String, Option<UserIds>>>>,
+    /// The user each agent image (by id) runs as, once looked up. Held
+    /// across a lookup, so spawns racing for a new image look it up once.
+    image_users: Arc<tokio::sync::Mutex<HashMap<String, Option<UserIds>>>>,
 }
 
 impl DockerEngine {

@@ -205,11 +205,6 @@ impl Gatekeeper {
         self.policy.status()
     }
 
-    /// The policy in force.
-    pub fn policy(&self) -> Arc<Policy> {
-        self.policy.policy()
-    }
-
     /// The verdict on one event of `agent`, recorded before it is returned:
     /// an agent is never told something the audit trail does not show.
     /// `tool_input` is the call's input as JSON; the audit keeps its first

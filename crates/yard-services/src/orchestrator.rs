@@ -784,6 +784,20 @@ impl Orchestrator {
         self.inner.monitors.wait().await;
     }
 
+    /// At start: learns which user the default agent image runs as, so the
+    /// first spawn does not wait for it. A missing image is only logged:
+    /// spawns say so themselves.
+    pub async fn learn_agent_image(&self) {
+        let image = &self.inner.config.agent_image;
+        match self.inner.runtime.image_user(image).await {
+            Ok(Some(user)) => {
+                tracing::info!(%image, uid = user.uid, gid = user.gid, "agents run as the image's user")
+            }
+            Ok(None) => tracing::info!(%image, "agents run as root: the image names no other user"),
+            Err(e) => tracing::warn!(%image, error = %e, "cannot look at the agent image yet"),
+        }
+    }
+
     /// At start: removes agent containers an earlier run of this instance
     /// left behind, records their agents as stopped and keeps their work.
     pub async fn reap(&self) -> Result<usize, OrchestratorError> {

@@ -5,7 +5,9 @@
 //!     endpoint and a ten-line Python hook doing the same request; p50 and
 //!     p99 over 1000 events each.
 //! (b) time until 3 and until 10 agents are running, against a plain shell
-//!     loop of `git worktree add` and `docker run` of the same image.
+//!     loop of `git worktree add` and `docker run` of the same image, and
+//!     against the same loop with the confinement the yard gives agents
+//!     (no new privileges, few capabilities, limits).
 //! (c) hook decisions per second on the control socket under concurrent
 //!     load, against a bare HTTP server on a Unix socket that answers the
 //!     same bytes without deciding anything.
@@ -71,12 +73,15 @@ async fn main() {
     }
     for n in [3, 10].into_iter().filter(|_| wanted("b")) {
         let yard = spawn_time(&daemon, repo.path(), n);
-        let plain = shell_loop_time(repo.path(), &image, n, daemon.sweep());
+        let plain = shell_loop_time(repo.path(), &image, n, daemon.sweep(), "");
+        let confined = shell_loop_time(repo.path(), &image, n, daemon.sweep(), &confinement());
         println!(
-            "  {n:>2} agents: yard spawn {:>7.0} ms, shell loop {:>7.0} ms, ratio {:.2}",
+            "  {n:>2} agents: yard spawn {:>7.0} ms, shell loop {:>7.0} ms (ratio {:.2}), confined shell loop {:>7.0} ms (ratio {:.2})",
             ms(yard),
             ms(plain),
-            yard.as_secs_f64() / plain.as_secs_f64()
+            yard.as_secs_f64() / plain.as_secs_f64(),
+            ms(confined),
+            yard.as_secs_f64() / confined.as_secs_f64()
         );
     }
 
@@ -255,13 +260,33 @@ fn spawn_time(daemon: &Daemon, repo: &Path, n: u32) -> Duration {
 
 /// The same work as a person would script it: a worktree and a container
 /// per agent, one after the other.
-fn shell_loop_time(repo: &Path, image: &str, n: u32, sweep: &DockerSweep) -> Duration {
+/// `docker run` options that confine a container the way the yard confines
+/// each agent (no new privileges, its kept capabilities, the default
+/// limits), for the confined baseline.
+fn confinement() -> String {
+    let caps: String = yard_engine::KEPT_CAPABILITIES
+        .iter()
+        .map(|c| format!(" --cap-add {c}"))
+        .collect();
+    format!(
+        "--security-opt no-new-privileges:true --cap-drop ALL{caps} --pids-limit 4096 \
+         --memory 4g --memory-swap 4g --cpus 2"
+    )
+}
+
+fn shell_loop_time(
+    repo: &Path,
+    image: &str,
+    n: u32,
+    sweep: &DockerSweep,
+    options: &str,
+) -> Duration {
     let worktrees = tempfile::tempdir().unwrap();
     let label = format!("{TEST_LABEL}={}", sweep.id());
     let script = format!(
         "for i in $(seq 1 {n}); do \
            git -C {repo} worktree add -q -b plain-$$-$i {dir}/w$i HEAD && \
-           docker run -d -q --label {label} -v {dir}/w$i:/workspace -w /workspace {image} sleep 3600 >/dev/null || exit 1; \
+           docker run -d -q --label {label} {options} -v {dir}/w$i:/workspace -w /workspace {image} sleep 3600 >/dev/null || exit 1; \
          done",
         repo = repo.display(),
         dir = worktrees.path().display(),

@@ -195,6 +195,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Converge before taking requests: whatever a crash left is finished,
     // rolled back or removed.
     converge(&deployer, &orchestrator).await;
+    tokio::spawn({
+        let orchestrator = orchestrator.clone();
+        async move { orchestrator.learn_agent_image().await }
+    });
     let stopping = CancellationToken::new();
     let sweeper = tokio::spawn(sweep_periodically(
         deployer.clone(),

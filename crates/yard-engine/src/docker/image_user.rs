@@ -76,19 +76,13 @@ impl DockerEngine {
             Err(e) => return Err(backend("inspecting the agent image", e)),
         };
         let key = inspected.id.clone().unwrap_or_else(|| image.to_owned());
-        if let Some(known) = self
-            .image_users
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).copied())
-        {
-            return Ok(known);
+        let mut known = self.image_users.lock().await;
+        if let Some(user) = known.get(&key) {
+            return Ok(*user);
         }
         let declared = inspected.config.and_then(|c| c.user).unwrap_or_default();
         let resolved = self.numeric_user(image, &declared).await?;
-        if let Ok(mut known) = self.image_users.lock() {
-            known.insert(key, resolved);
-        }
+        known.insert(key, resolved);
         Ok(resolved)
     }
 
