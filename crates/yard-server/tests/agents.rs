@@ -47,10 +47,7 @@ async fn one_agent(yard: &TestYard, repo: &Path, image: &str) -> (String, String
         env.iter().any(|kv| kv == "TEST_CACHE=/cache/test"),
         "the cache's variable: {env:?}"
     );
-    let token = env
-        .into_iter()
-        .find_map(|kv| kv.strip_prefix("YARD_AGENT_TOKEN=").map(str::to_owned))
-        .unwrap();
+    let token = yard.sweep.agent_token(&id).await;
     (id, token)
 }
 

@@ -10,6 +10,7 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use support::{Options, TestYard, assert_error_response};
 use yard_testkit::{ECHO_IMAGE, WEB_IMAGE, git_repo_at};
@@ -59,15 +60,19 @@ async fn agent_of(yard: &TestYard, token: &str, repo: &str) -> String {
     body["agents"][0]["id"].as_str().unwrap().to_owned()
 }
 
-fn request(
-    yard: &TestYard,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-) -> reqwest::RequestBuilder {
+/// `method path` with `token`.
+async fn send(yard: &TestYard, method: Method, path: &str, token: &str) -> reqwest::Response {
     yard.http
         .request(method, format!("{}{path}", yard.base))
         .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `method path` with `token`, as JSON.
+async fn json_of(yard: &TestYard, method: Method, path: &str, token: &str) -> Value {
+    send(yard, method, path, token).await.json().await.unwrap()
 }
 
 #[tokio::test]
@@ -80,15 +85,8 @@ async fn people_see_and_act_on_their_own_agents_only() {
 
     // Bob can neither see nor touch it: every route answers as for an
     // agent that does not exist.
-    let listed: Value = request(&yard, reqwest::Method::GET, "/api/agents", &bob)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = json_of(&yard, Method::GET, "/api/agents", &bob).await;
     assert_eq!(listed["agents"], json!([]));
-    use reqwest::Method;
     for (method, path) in [
         (Method::GET, format!("/api/agents/{id}")),
         (Method::POST, format!("/api/agents/{id}/stop")),
@@ -98,27 +96,15 @@ async fn people_see_and_act_on_their_own_agents_only() {
         (Method::POST, format!("/api/agents/{id}/merge")),
         (Method::GET, format!("/api/agents/{id}/audit")),
     ] {
-        let response = request(&yard, method.clone(), &path, &bob)
-            .send()
-            .await
-            .unwrap();
+        let response = send(&yard, method.clone(), &path, &bob).await;
         let message = assert_error_response(response, 404, "not_found").await;
         assert!(message.contains("no agent"), "{method} {path}: {message}");
     }
-    let none_such = request(&yard, Method::GET, "/api/agents/ffffffff", &bob)
-        .send()
-        .await
-        .unwrap();
+    let none_such = send(&yard, Method::GET, "/api/agents/ffffffff", &bob).await;
     assert_error_response(none_such, 404, "not_found").await;
 
     // Alice and the admin see it, with its owner.
-    let mine: Value = request(&yard, Method::GET, &format!("/api/agents/{id}"), &alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine: Value = json_of(&yard, Method::GET, &format!("/api/agents/{id}"), &alice).await;
     assert_eq!(
         (mine["owner"].as_str(), mine["status"].as_str()),
         (Some("alice"), Some("running"))
@@ -127,34 +113,20 @@ async fn people_see_and_act_on_their_own_agents_only() {
     assert_eq!(all["agents"][0]["id"], id.as_str());
 
     // Bob's prune leaves Alice's work alone; hers removes it.
-    let stopped = request(
+    let stopped = send(
         &yard,
         Method::POST,
         &format!("/api/agents/{id}/stop"),
         &alice,
     )
-    .send()
-    .await
-    .unwrap();
+    .await;
     assert_eq!(stopped.status(), 200);
-    let pruned: Value = request(&yard, Method::POST, "/api/agents/prune", &bob)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pruned: Value = json_of(&yard, Method::POST, "/api/agents/prune", &bob).await;
     assert_eq!(pruned["pruned"], json!([]));
     let branch = format!("yard/{id}");
     let branches = yard_testkit::git(Path::new(&repo), &["branch", "--list", &branch]);
     assert!(!branches.is_empty(), "the branch came back and stays");
-    let pruned: Value = request(&yard, Method::POST, "/api/agents/prune", &alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let pruned: Value = json_of(&yard, Method::POST, "/api/agents/prune", &alice).await;
     assert_eq!(pruned["pruned"][0]["id"], id.as_str());
 }
 
@@ -328,22 +300,11 @@ async fn a_revoked_tokens_agents_lose_their_credentials_at_once_and_stop() {
             );
         async move { request.send().await.unwrap().status().as_u16() }
     };
-    let credential = |id: String| {
-        let sweep = &yard.sweep;
-        async move {
-            sweep
-                .agent_env(&id)
-                .await
-                .into_iter()
-                .find_map(|kv| kv.strip_prefix("YARD_AGENT_TOKEN=").map(str::to_owned))
-                .unwrap()
-        }
-    };
 
     // By default, revoking stops the agents.
     let alice = user(&yard, "alice").await;
     let id = agent_of(&yard, &alice, &repo).await;
-    let secret = credential(id.clone()).await;
+    let secret = yard.sweep.agent_token(&id).await;
     assert_eq!(hook(secret.clone()).await, 200);
     let revoked: Value = yard
         .delete("/api/tokens/alice")
@@ -365,7 +326,7 @@ async fn a_revoked_tokens_agents_lose_their_credentials_at_once_and_stop() {
     // With keepAgents they run on, mute until a token takes over.
     let (bob, bob_id) = token(&yard, json!({"name": "bob"})).await;
     let id = agent_of(&yard, &bob, &repo).await;
-    let secret = credential(id.clone()).await;
+    let secret = yard.sweep.agent_token(&id).await;
     let kept = yard
         .delete("/api/tokens/bob?keepAgents=true")
         .send()
@@ -384,15 +345,7 @@ async fn a_revoked_tokens_agents_lose_their_credentials_at_once_and_stop() {
 
     // A new token under the same name (in any case) owns nothing of the old.
     let new_bob = user(&yard, "BOB").await;
-    let seen = request(
-        &yard,
-        reqwest::Method::GET,
-        &format!("/api/agents/{id}"),
-        &new_bob,
-    )
-    .send()
-    .await
-    .unwrap();
+    let seen = send(&yard, Method::GET, &format!("/api/agents/{id}"), &new_bob).await;
     assert_error_response(seen, 404, "not_found").await;
     assert_eq!(hook(secret.clone()).await, 401);
     let dup = yard
@@ -405,18 +358,7 @@ async fn a_revoked_tokens_agents_lose_their_credentials_at_once_and_stop() {
     // An admin's explicit take-over carries the ownership and revives the
     // credentials; taking over from an active token is refused.
     let (robert, _) = token(&yard, json!({"name": "robert", "takesOver": bob_id})).await;
-    let seen: Value = request(
-        &yard,
-        reqwest::Method::GET,
-        &format!("/api/agents/{id}"),
-        &robert,
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let seen: Value = json_of(&yard, Method::GET, &format!("/api/agents/{id}"), &robert).await;
     assert_eq!(seen["id"], id.as_str());
     assert_eq!(hook(secret).await, 200);
     let active = yard

@@ -88,6 +88,15 @@ impl DockerSweep {
             .expect("inspecting a container")
     }
 
+    /// The credential the yard gave agent `agent` (its `YARD_AGENT_TOKEN`).
+    pub async fn agent_token(&self, agent: &str) -> String {
+        self.agent_env(agent)
+            .await
+            .into_iter()
+            .find_map(|kv| kv.strip_prefix("YARD_AGENT_TOKEN=").map(str::to_owned))
+            .unwrap_or_else(|| panic!("agent {agent} has no YARD_AGENT_TOKEN"))
+    }
+
     /// The environment of the container of agent `agent` (made under this
     /// test's label), as `KEY=VALUE` strings.
     pub async fn agent_env(&self, agent: &str) -> Vec<String> {

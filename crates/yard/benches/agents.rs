@@ -140,13 +140,7 @@ fn spawn_ids(daemon: &Daemon, repo: &Path, n: u32, task: &str) -> Vec<String> {
 
 async fn one_agent(daemon: &Daemon, repo: &Path, task: &str) -> (String, String) {
     let id = spawn_ids(daemon, repo, 1, task).remove(0);
-    let token = daemon
-        .sweep()
-        .agent_env(&id)
-        .await
-        .into_iter()
-        .find_map(|kv| kv.strip_prefix("YARD_AGENT_TOKEN=").map(str::to_owned))
-        .unwrap();
+    let token = daemon.sweep().agent_token(&id).await;
     (id, token)
 }
 

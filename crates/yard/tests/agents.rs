@@ -112,14 +112,15 @@ fn wait_exited(daemon: &Daemon, ids: &[String]) -> Vec<Value> {
     }
 }
 
-/// Agent containers of this daemon's test that still exist.
+/// Agent containers of this daemon's test that still exist (not the
+/// short-lived one that reads an image's users).
 async fn containers(daemon: &Daemon) -> Vec<String> {
     daemon
         .sweep()
         .resources()
         .await
         .into_iter()
-        .filter(|r| r.starts_with("container"))
+        .filter(|r| r.starts_with("container") && r.contains("-agent-"))
         .collect()
 }
 

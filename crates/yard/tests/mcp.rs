@@ -300,13 +300,7 @@ async fn credentials_origins_and_hosts_are_checked() {
     );
     let spawned: Value = serde_json::from_slice(&spawned.stdout).unwrap();
     let agent_id = spawned["agents"][0]["id"].as_str().unwrap();
-    let agent_token = daemon
-        .sweep()
-        .agent_env(agent_id)
-        .await
-        .into_iter()
-        .find_map(|kv| kv.strip_prefix("YARD_AGENT_TOKEN=").map(str::to_owned))
-        .unwrap();
+    let agent_token = daemon.sweep().agent_token(agent_id).await;
     let socket = daemon.data_dir().join("control.sock");
     let as_agent = json!({
         "command": [YARD, "mcp", "--socket", socket],
@@ -379,13 +373,7 @@ async fn an_agents_credential_reaches_only_itself_and_its_children() {
     };
     let me = spawn(own.path());
     let stranger = spawn(other.path());
-    let token = daemon
-        .sweep()
-        .agent_env(&me)
-        .await
-        .into_iter()
-        .find_map(|kv| kv.strip_prefix("YARD_AGENT_TOKEN=").map(str::to_owned))
-        .unwrap();
+    let token = daemon.sweep().agent_token(&me).await;
     let as_agent = json!({
         "command": [YARD, "mcp", "--socket", daemon.data_dir().join("control.sock")],
         "env": {"YARD_AGENT_TOKEN": token},

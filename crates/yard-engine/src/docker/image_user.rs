@@ -17,7 +17,10 @@ use bollard::query_parameters::{
 use futures::TryStreamExt;
 
 use super::{DockerEngine, backend, status};
-use crate::{EngineError, UserIds};
+use crate::{EngineError, LABEL_INSTANCE, UserIds};
+
+/// Label on the short-lived containers that read an image's users.
+const LABEL_PROBE: &str = "agentyard.probe";
 
 /// A user and group as an image's `USER` names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,17 +131,36 @@ impl DockerEngine {
     }
 
     /// The text of `paths` in `image`, by file name; missing files are left
-    /// out.
+    /// out. The container that holds them is labelled as this instance's
+    /// probe; one a crash left behind is removed by the next look.
     async fn image_files(
         &self,
         image: &str,
         paths: &[&str],
     ) -> Result<HashMap<String, String>, EngineError> {
+        let mut labels = self.base_labels();
+        labels.insert(LABEL_INSTANCE.to_owned(), self.config.instance.clone());
+        labels.insert(LABEL_PROBE.to_owned(), "true".to_owned());
+        let leftovers = HashMap::from([(
+            "label",
+            vec![
+                format!("{LABEL_INSTANCE}={}", self.config.instance),
+                format!("{LABEL_PROBE}=true"),
+            ],
+        )]);
+        for leftover in self
+            .containers(&leftovers, "listing probe containers")
+            .await?
+        {
+            if let Some(id) = leftover.id {
+                self.remove_probe(&id).await;
+            }
+        }
         let body = ContainerCreateBody {
             image: Some(image.to_owned()),
             // Never run; an image without a command still needs one.
             cmd: Some(vec!["/nonexistent".to_owned()]),
-            labels: Some(self.base_labels()),
+            labels: Some(labels),
             network_disabled: Some(true),
             ..Default::default()
         };
