@@ -406,7 +406,7 @@ async fn agents_run_confined_in_private_checkouts() {
 async fn slow_clients_are_dropped_and_health_stays_fast() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let yard = TestYard::start(Options {
-        header_timeout: Duration::from_secs(2),
+        header_timeout: Duration::from_secs(3),
         ..Options::default()
     })
     .await;
@@ -426,8 +426,9 @@ async fn slow_clients_are_dropped_and_health_stays_fast() {
     }
     let started = std::time::Instant::now();
     assert_eq!(yard.health().await["status"], "healthy");
+    // Well inside the header bound: nothing waited on the slow clients.
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_secs(1),
         "/health took {:?} beside 300 half-open connections",
         started.elapsed()
     );
@@ -443,7 +444,7 @@ async fn slow_clients_are_dropped_and_health_stays_fast() {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(6), closed)
+    tokio::time::timeout(Duration::from_secs(8), closed)
         .await
         .expect("half-open connections were not dropped within the bound");
 }
