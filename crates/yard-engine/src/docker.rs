@@ -1,10 +1,14 @@
 //! The `docker` backend: one local (or `DOCKER_HOST`) Docker engine.
 //!
-//! A stack is a bridge network, a data volume and one container, all named
-//! `agentyard-<instance>-<stack>` and labelled. The container's HTTP port is
-//! published on loopback with an ephemeral host port; the yard's host router
-//! proxies to it. That works the same on Linux and on Docker Desktop, where
-//! container addresses are not reachable from the host.
+//! A stack is a data volume and one container, named
+//! `agentyard-<instance>-<stack>` and labelled, on the instance's one stacks
+//! network (`agentyard-<instance>-stacks`, a bridge with traffic between its
+//! containers switched off). The container's HTTP port is published on
+//! loopback with an ephemeral host port; the yard's host router proxies to
+//! it. That works the same on Linux and on Docker Desktop, where container
+//! addresses are not reachable from the host. Stacks made before the shared
+//! network have a bridge network of their own; they keep it, and it goes
+//! with them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -76,6 +80,8 @@ fn confined(limits: &ResourceLimits) -> HostConfig {
 /// Label recording the container port a stack listens on, so the endpoint
 /// can be found again without the spec.
 const LABEL_PORT: &str = "agentyard.port";
+/// Label on the network all of an instance's stacks share.
+const LABEL_NETWORK: &str = "agentyard.network";
 
 /// How the docker backend names and labels what it makes.
 #[derive(Debug, Clone)]
@@ -109,6 +115,8 @@ pub struct DockerEngine {
     docker: Docker,
     config: DockerConfig,
     probe: Client<HttpConnector, Empty<Bytes>>,
+    /// Held while the stacks network is checked or made.
+    network_lock: Arc<tokio::sync::Mutex<()>>,
     /// The user each agent image (by id) runs as, once looked up. Held
     /// across a lookup, so spawns racing for a new image look it up once.
     image_users: Arc<tokio::sync::Mutex<HashMap<String, Option<UserIds>>>>,
@@ -129,6 +137,7 @@ impl DockerEngine {
             docker,
             config,
             probe,
+            network_lock: Arc::default(),
             image_users: Arc::default(),
         })
     }
@@ -210,38 +219,56 @@ impl DockerEngine {
             .map_err(|e| backend(operation, e))
     }
 
-    async fn ensure_network(&self, stack: &StackName) -> Result<(), EngineError> {
-        let name = self.resource_name(stack);
+    /// The network every stack of this instance joins.
+    fn stacks_network(&self) -> String {
+        format!("agentyard-{}-stacks", self.config.instance)
+    }
+
+    /// Makes sure this instance's stacks network exists: one bridge with
+    /// traffic between its containers switched off, so stacks reach the
+    /// world and the yard reaches them through their published ports, but
+    /// no stack reaches another. One network for all stacks takes one
+    /// address pool, however many stacks there are. Checked every time (it
+    /// may have been removed by hand) and made under a lock, so concurrent
+    /// deployments make one.
+    async fn ensure_stacks_network(&self) -> Result<(), EngineError> {
+        let _making = self.network_lock.lock().await;
+        let name = self.stacks_network();
         match self.docker.inspect_network(&name, None).await {
-            Ok(network) if self.owns(network.labels.as_ref(), stack) => return Ok(()),
-            Ok(_) => {
-                return Err(EngineError::Foreign {
-                    kind: ResourceKind::Network,
-                    name,
-                });
+            Ok(network) => {
+                let labels = network.labels.unwrap_or_default();
+                let ours = labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
+                    && labels.get(LABEL_INSTANCE) == Some(&self.config.instance)
+                    && labels.get(LABEL_NETWORK).map(String::as_str) == Some("stacks");
+                return if ours {
+                    Ok(())
+                } else {
+                    Err(EngineError::Foreign {
+                        kind: ResourceKind::Network,
+                        name,
+                    })
+                };
             }
             Err(e) if status(&e) == Some(404) => {}
-            Err(e) => return Err(backend("inspecting the stack network", e)),
+            Err(e) => return Err(backend("inspecting the stacks network", e)),
         }
-        let created = self
-            .docker
+        let mut labels = self.base_labels();
+        labels.insert(LABEL_INSTANCE.to_owned(), self.config.instance.clone());
+        labels.insert(LABEL_NETWORK.to_owned(), "stacks".to_owned());
+        self.docker
             .create_network(NetworkCreateRequest {
                 name: name.clone(),
                 driver: Some("bridge".to_owned()),
-                labels: Some(self.labels(stack)),
+                labels: Some(labels),
+                options: Some(HashMap::from([(
+                    "com.docker.network.bridge.enable_icc".to_owned(),
+                    "false".to_owned(),
+                )])),
                 ..Default::default()
             })
             .await
-            .map_err(|e| backend("creating the stack network", e))?;
-        // Older engines accept a second network of the same name with only a
-        // warning; a duplicate would make the name ambiguous, so drop ours.
-        if !created.warning.is_empty() {
-            tracing::warn!(network = %name, warning = %created.warning, "duplicate network removed");
-            self.docker
-                .remove_network(&created.id)
-                .await
-                .map_err(|e| backend("removing a duplicate network", e))?;
-        }
+            .map_err(|e| backend("creating the stacks network", e))?;
+        tracing::info!(network = %name, "stacks network created");
         Ok(())
     }
 
@@ -387,7 +414,7 @@ impl Engine for DockerEngine {
     }
 
     async fn ensure_project(&self, spec: &StackSpec) -> Result<(), EngineError> {
-        self.ensure_network(&spec.name).await?;
+        self.ensure_stacks_network().await?;
         self.ensure_volume(&spec.name).await
     }
 
@@ -415,7 +442,7 @@ impl Engine for DockerEngine {
                         host_port: Some(String::new()),
                     }]),
                 )])),
-                network_mode: Some(name.clone()),
+                network_mode: Some(self.stacks_network()),
                 mounts: Some(vec![Mount {
                     target: Some(self.config.data_mount.clone()),
                     source: Some(self.volume_name(&spec.name)),

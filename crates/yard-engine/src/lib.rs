@@ -209,7 +209,8 @@ pub trait Engine: Send + Sync + fmt::Debug {
     /// Answers when the backend does.
     async fn ping(&self) -> Result<(), EngineError>;
 
-    /// Step "project": the stack's private network and data volume.
+    /// Step "project": where the stack lives (its network, shared or its
+    /// own, and its data volume).
     async fn ensure_project(&self, spec: &StackSpec) -> Result<(), EngineError>;
 
     /// Step "application": the stack's container, created but not started.

@@ -57,7 +57,7 @@ async fn steps_are_idempotent_and_removal_is_complete() {
     assert_eq!(
         resources.len(),
         3,
-        "one container, one network, one volume: {resources:?}"
+        "one container, the stacks network, one volume: {resources:?}"
     );
     // Confined: no new privileges, a few capabilities, the spec's limits.
     let host = sweep
@@ -104,21 +104,23 @@ async fn steps_are_idempotent_and_removal_is_complete() {
     assert_eq!(page.trim(), "stack alice");
 
     let listed = engine.stack_resources().await.unwrap();
-    assert_eq!(listed.len(), 3);
+    assert_eq!(
+        listed.len(),
+        2,
+        "the stacks network is the instance's: {listed:?}"
+    );
     assert!(listed.iter().all(|r| r.stack == alice.name));
 
     let removed = engine.remove_stack(&alice.name).await.unwrap();
     let mut kinds: Vec<ResourceKind> = removed.iter().map(|r| r.kind).collect();
     kinds.sort();
-    assert_eq!(
-        kinds,
-        [
-            ResourceKind::Container,
-            ResourceKind::Network,
-            ResourceKind::Volume
-        ]
+    assert_eq!(kinds, [ResourceKind::Container, ResourceKind::Volume]);
+    let left = sweep.resources().await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        left[0].starts_with("network") && left[0].ends_with("-stacks"),
+        "{left:?}"
     );
-    assert!(sweep.resources().await.is_empty());
     assert!(
         engine.remove_stack(&alice.name).await.unwrap().is_empty(),
         "removal repeats safely"
@@ -135,7 +137,10 @@ async fn a_missing_image_is_named_in_the_error() {
     assert!(matches!(err, EngineError::ImageNotFound { .. }), "{err}");
     assert!(err.to_string().contains("YARD_STACK_IMAGE"), "{err}");
     engine.remove_stack(&bob.name).await.unwrap();
-    assert!(sweep.resources().await.is_empty());
+    assert!(
+        sweep.leftovers().await.is_empty(),
+        "only the stacks network stays"
+    );
 }
 
 #[tokio::test]
@@ -196,9 +201,9 @@ async fn a_resource_with_our_name_but_not_our_labels_is_not_adopted() {
     let instance = format!("t{}", &sweep.id()[..9]);
     let engine = engine_for(&instance, &sweep);
     let frank = spec("frank", WEB_IMAGE);
-    // Someone else's network, squatting the name the stack would get.
+    // Someone else's network, squatting the name the stacks network has.
     sweep
-        .create_network(&format!("agentyard-{instance}-frank"), &[])
+        .create_network(&format!("agentyard-{instance}-stacks"), &[])
         .await;
     let err = engine.ensure_project(&frank).await.unwrap_err();
     assert!(
@@ -251,5 +256,85 @@ async fn an_images_user_is_found_in_numbers() {
     assert!(
         sweep.resources().await.is_empty(),
         "the container that read the image's passwd is gone"
+    );
+}
+
+/// A stack made when each stack had a bridge network of its own keeps
+/// answering, is adopted by the steps, and leaves nothing when removed.
+#[tokio::test]
+async fn a_stack_of_the_old_layout_keeps_working_and_goes_whole() {
+    use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+    use bollard::query_parameters::CreateContainerOptionsBuilder;
+    use std::collections::HashMap;
+    ensure_stack_images().await;
+    let sweep = DockerSweep::new();
+    let instance = format!("t{}", &sweep.id()[..9]);
+    let engine = engine_for(&instance, &sweep);
+    let gina = spec("gina", WEB_IMAGE);
+    let name = format!("agentyard-{instance}-gina");
+    let ours = [
+        ("agentyard.managed", "true"),
+        ("agentyard.instance", instance.as_str()),
+        ("agentyard.stack", "gina"),
+    ];
+    sweep.create_network(&name, &ours).await;
+    let mut labels: HashMap<String, String> = ours
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    labels.insert("agentyard.port".to_owned(), "8080".to_owned());
+    labels.insert(TEST_LABEL.to_owned(), sweep.id().to_owned());
+    let docker = bollard::Docker::connect_with_defaults().unwrap();
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::new().name(&name).build()),
+            ContainerCreateBody {
+                image: Some(WEB_IMAGE.to_owned()),
+                env: Some(vec!["YARD_STACK_NAME=gina".to_owned()]),
+                labels: Some(labels),
+                exposed_ports: Some(vec!["8080/tcp".to_owned()]),
+                host_config: Some(HostConfig {
+                    network_mode: Some(name.clone()),
+                    port_bindings: Some(HashMap::from([(
+                        "8080/tcp".to_owned(),
+                        Some(vec![PortBinding {
+                            host_ip: Some("127.0.0.1".to_owned()),
+                            host_port: Some(String::new()),
+                        }]),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    engine.ensure_project(&gina).await.unwrap();
+    engine.ensure_application(&gina).await.unwrap();
+    let endpoint = engine.deploy(&gina, Duration::from_secs(20)).await.unwrap();
+    let page = yard_testkit::http()
+        .get(format!("http://{endpoint}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page.trim(), "stack gina");
+    let mut removed: Vec<ResourceKind> = engine
+        .remove_stack(&gina.name)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.kind)
+        .collect();
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            ResourceKind::Container,
+            ResourceKind::Network,
+            ResourceKind::Volume
+        ]
     );
 }

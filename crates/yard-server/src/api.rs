@@ -176,7 +176,7 @@ pub(crate) async fn list_stacks(
 
 /// Remove a stack and everything it owns
 ///
-/// Waits until the container, network and data volume are gone. Only the
+/// Waits until the container and data volume are gone. Only the
 /// stack's owner (the token that deployed it) or an admin may.
 #[utoipa::path(
     delete,

@@ -93,7 +93,7 @@ async fn bad_spawn_requests_are_refused_and_leave_nothing_behind() {
     assert_error_response(missing_task, 400, "invalid_json").await;
 
     assert_eq!(yard.get_json("/api/agents").await["agents"], json!([]));
-    assert!(yard.sweep.resources().await.is_empty());
+    assert!(yard.sweep.leftovers().await.is_empty());
     assert!(!yard.checkouts.exists());
     let git_config = std::fs::read_to_string(repo.path().join(".git/config")).unwrap();
     assert!(

@@ -93,7 +93,7 @@ async fn bad_input_gets_a_clear_4xx_and_leaves_nothing_behind() {
         "no deployment recorded"
     );
     assert!(
-        yard.sweep.resources().await.is_empty(),
+        yard.sweep.leftovers().await.is_empty(),
         "no container, network or volume made"
     );
 }
@@ -218,7 +218,7 @@ async fn a_deployment_streams_its_progress_and_the_stack_answers_at_its_address(
     let removed = yard.delete("/api/stacks/alice").send().await.unwrap();
     assert_eq!(removed.status(), 200);
     assert_eq!(removed.json::<Value>().await.unwrap()["status"], "removed");
-    assert!(yard.sweep.resources().await.is_empty());
+    assert!(yard.sweep.leftovers().await.is_empty());
     assert_eq!(yard.stack("alice", "/").send().await.unwrap().status(), 404);
     let stacks: Value = yard.get_json("/api/stacks").await;
     assert_eq!(stacks["stacks"], json!([]));
@@ -260,7 +260,7 @@ async fn a_failed_deployment_rolls_back_and_frees_its_name() {
         message.contains("exited with code 3") && message.contains("stack refuses to start"),
         "{message}"
     );
-    assert!(yard.sweep.resources().await.is_empty(), "rolled back");
+    assert!(yard.sweep.leftovers().await.is_empty(), "rolled back");
 
     let history: Value = yard.get_json("/api/deployments").await;
     let failed = &history["deployments"][0];
@@ -296,7 +296,7 @@ async fn a_missing_image_fails_the_deployment_with_a_fix() {
             .contains("YARD_STACK_IMAGE"),
         "{data}"
     );
-    assert!(yard.sweep.resources().await.is_empty());
+    assert!(yard.sweep.leftovers().await.is_empty());
 }
 
 #[tokio::test]
@@ -417,7 +417,7 @@ async fn the_same_flow_runs_on_postgres() {
             .status(),
         200
     );
-    assert!(yard.sweep.resources().await.is_empty());
+    assert!(yard.sweep.leftovers().await.is_empty());
 }
 
 #[tokio::test]
@@ -545,4 +545,81 @@ async fn the_stack_list_streams_every_change() {
             break;
         }
     }
+}
+
+/// One Docker engine gives out about 30 bridge networks from its default
+/// pools; the yard's stacks share one network, so many more fit, and
+/// traffic between stacks stays cut.
+#[tokio::test]
+async fn more_stacks_than_docker_has_networks_for_answer_and_cannot_reach_each_other() {
+    const STACKS: usize = 40;
+    let yard = TestYard::start(Options::default()).await;
+    let names: Vec<String> = (0..STACKS).map(|i| format!("many-{i:02}")).collect();
+    for chunk in names.chunks(10) {
+        let outcomes =
+            futures::future::join_all(chunk.iter().map(|name| yard.deploy_and_wait(name))).await;
+        for ((last, payload), name) in outcomes.iter().zip(chunk) {
+            assert_eq!(last, "complete", "{name}: {payload}");
+        }
+    }
+    let yard = &yard;
+    let answers = futures::future::join_all(names.iter().map(|name| async move {
+        let page = yard.stack(name, "/").send().await.unwrap();
+        (page.status().as_u16(), page.text().await.unwrap())
+    }))
+    .await;
+    for (name, (status, page)) in names.iter().zip(&answers) {
+        assert_eq!(
+            (*status, page.trim()),
+            (200, format!("stack {name}").as_str())
+        );
+    }
+    let networks = yard
+        .sweep
+        .resources()
+        .await
+        .into_iter()
+        .filter(|r| r.starts_with("network"))
+        .count();
+    assert_eq!(networks, 1, "one network for all the stacks");
+
+    // From inside one stack, another's container does not answer; the
+    // control shows the same request reaching the stack itself.
+    let address = |name: &str| {
+        let sweep = &yard.sweep;
+        let label = format!("agentyard.stack={name}");
+        async move {
+            let container = sweep.inspect(&label).await;
+            let ip = container
+                .network_settings
+                .and_then(|n| n.networks)
+                .and_then(|n| n.into_values().find_map(|e| e.ip_address))
+                .unwrap();
+            (
+                container.name.unwrap().trim_start_matches('/').to_owned(),
+                ip,
+            )
+        }
+    };
+    let (first, first_ip) = address(&names[0]).await;
+    let (_, second_ip) = address(&names[1]).await;
+    let fetch = |from: &str, ip: &str| {
+        let out = std::process::Command::new("docker")
+            .args(["exec", from, "/bin/busybox", "sh", "-c"])
+            .arg(format!(
+                "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 2 {ip} 8080"
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        fetch(&first, &first_ip).contains("stack many-00"),
+        "the control"
+    );
+    let across = fetch(&first, &second_ip);
+    assert!(
+        !across.contains("stack"),
+        "one stack reached another: {across}"
+    );
 }

@@ -172,7 +172,7 @@ async fn repositories_outside_the_roots_are_refused_without_saying_whether_they_
         "the repository was not touched"
     );
     assert_eq!(yard.get_json("/api/agents").await["agents"], json!([]));
-    assert!(yard.sweep.resources().await.is_empty());
+    assert!(yard.sweep.leftovers().await.is_empty());
 
     // Inside the roots, a missing repository is simply missing.
     let missing = spawn_as(

@@ -117,6 +117,14 @@ impl DockerSweep {
         list(&self.label()).await
     }
 
+    /// What stacks and agents left with this test's label: every resource
+    /// but the stacks network, which a yard keeps for all its stacks.
+    pub async fn leftovers(&self) -> Vec<String> {
+        let mut found = self.resources().await;
+        found.retain(|r| !(r.starts_with("network ") && r.ends_with("-stacks")));
+        found
+    }
+
     /// Removes everything with this test's label now.
     pub async fn sweep(&self) {
         remove_all(&self.label()).await;

@@ -36,7 +36,7 @@ pub(crate) enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Remove a stack and everything it owns (container, network, data volume).
+    /// Remove a stack and everything it owns (container and data volume).
     Destroy {
         name: String,
         #[command(flatten)]

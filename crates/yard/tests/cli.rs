@@ -83,7 +83,7 @@ async fn deploy_prints_the_url_and_the_stack_answers_there() {
         "{}",
         stderr(&gone)
     );
-    assert!(daemon.sweep().resources().await.is_empty());
+    assert!(daemon.sweep().leftovers().await.is_empty());
 }
 
 /// A client that resolves `*.localhost` to loopback, as browsers do.
@@ -188,8 +188,8 @@ async fn a_daemon_killed_mid_deployment_converges_after_restart() {
             Some("completed") => {
                 assert_eq!(
                     mine.len(),
-                    3,
-                    "round {round}: a completed stack owns exactly its three resources: {mine:?}"
+                    2,
+                    "round {round}: a completed stack owns exactly its container and volume: {mine:?}"
                 );
                 let page = http
                     .get(daemon.url())
@@ -215,7 +215,7 @@ async fn a_daemon_killed_mid_deployment_converges_after_restart() {
         let name = stack["name"].as_str().unwrap();
         assert!(daemon.cli(&["destroy", name]).status.success());
     }
-    assert!(daemon.sweep().resources().await.is_empty());
+    assert!(daemon.sweep().leftovers().await.is_empty());
 }
 
 #[tokio::test]
@@ -237,12 +237,12 @@ async fn orphans_are_removed_at_start() {
             ],
         )
         .await;
-    assert_eq!(daemon.sweep().resources().await.len(), 4);
+    assert_eq!(daemon.sweep().leftovers().await.len(), 3);
     daemon.restart();
-    let left = daemon.sweep().resources().await;
+    let left = daemon.sweep().leftovers().await;
     assert_eq!(
         left.len(),
-        3,
+        2,
         "the orphan is gone, the live stack stays: {left:?}"
     );
     assert!(left.iter().all(|r| r.contains("-kept")), "{left:?}");
