@@ -306,11 +306,16 @@ async fn concurrent_requests_for_one_name_have_one_winner() {
         yard.post_json("/api/deploy", &json!({"name": "erin"}))
             .send()
     });
-    let statuses: Vec<u16> = futures::future::join_all(requests)
-        .await
-        .into_iter()
-        .map(|r| r.unwrap().status().as_u16())
-        .collect();
+    let mut statuses = Vec::new();
+    let mut winner = None;
+    for response in futures::future::join_all(requests).await {
+        let response = response.unwrap();
+        statuses.push(response.status().as_u16());
+        let body: Value = response.json().await.unwrap();
+        if let Some(id) = body["deploymentId"].as_str() {
+            winner = Some(id.to_owned());
+        }
+    }
     assert_eq!(
         statuses.iter().filter(|s| **s == 202).count(),
         1,
@@ -320,6 +325,11 @@ async fn concurrent_requests_for_one_name_have_one_winner() {
         statuses.iter().filter(|s| **s == 409).count(),
         7,
         "{statuses:?}"
+    );
+    // Done before the test ends, so nothing is made after the sweep.
+    assert_eq!(
+        yard.events(&winner.unwrap()).await.last().unwrap().0,
+        "complete"
     );
 }
 
