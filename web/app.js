@@ -338,16 +338,21 @@ function renderStacks(stacks) {
     name.textContent = stack.name;
 
     const badge = document.createElement("span");
-    const label = STATUS_LABELS[stack.status] ?? stack.status;
-    badge.className = `badge ${label === "up" ? "up" : ""} ${label === "failed" ? "failed" : ""}`;
+    // A deployed stack shows its health: up, or what happened to it.
+    const deployed = stack.status === "completed";
+    const health = deployed && stack.health !== "running" && stack.health !== "starting" ? stack.health : null;
+    const label = health ?? STATUS_LABELS[stack.status] ?? stack.status;
+    const bad = label === "failed" || ["stopped", "missing", "unhealthy"].includes(label);
+    badge.className = `badge ${label === "up" ? "up" : ""} ${bad ? "failed" : ""}`;
     badge.textContent = label;
+    if (health && stack.healthReason) badge.title = stack.healthReason;
 
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "quiet";
     remove.textContent = "Delete";
     remove.setAttribute("aria-label", `Delete stack ${stack.name}`);
-    remove.disabled = label !== "up" && label !== "failed";
+    remove.disabled = !deployed && label !== "failed";
     remove.addEventListener("click", () => confirmDelete(stack.name, remove));
 
     const address = document.createElement("span");
@@ -364,6 +369,8 @@ function renderStacks(stacks) {
     }
     const owner = stack.owner && session && stack.owner !== session.name ? ` · ${stack.owner}` : "";
     if (owner) address.append(owner);
+    if (health && stack.healthReason) address.append(` · ${stack.healthReason}`);
+    if (stack.restarts > 0) address.append(` · restarted ${stack.restarts}×`);
     item.append(name, badge, remove, address);
     return item;
   });

@@ -22,7 +22,7 @@ pub use auth::{
     TokenRoleView, TokenView,
 };
 pub use hooks::{HookInput, hook_output};
-pub use yard_core::{AgentStatus, Decision, DeploymentStatus, HookEvent};
+pub use yard_core::{AgentStatus, Decision, DeploymentStatus, HookEvent, StackHealth};
 
 /// The value of `service` in `/health`, so probes can tell what answered.
 pub const SERVICE_NAME: &str = "agentyard";
@@ -152,6 +152,16 @@ pub struct StackView {
     /// Who deployed it (a token's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// How it has been doing since it was deployed.
+    pub health: StackHealth,
+    /// Why it is in that state (`it exited with code 1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_reason: Option<String>,
+    /// How often the yard has restarted it.
+    pub restarts: u32,
+    /// What went wrong last, kept after it recovers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
     pub created_at: String,
 }
 
@@ -164,6 +174,10 @@ impl From<&Deployment> for StackView {
             deployment_id: d.id.to_string(),
             image: d.image.clone(),
             owner: d.owner.as_ref().map(|o| o.name.clone()),
+            health: d.health.health,
+            health_reason: d.health.reason.clone(),
+            restarts: d.health.restarts,
+            last_failure: d.health.last_failure.clone(),
             created_at: rfc3339(d.created_at),
         }
     }

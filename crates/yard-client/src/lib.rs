@@ -194,6 +194,12 @@ impl YardClient {
             .await
     }
 
+    /// `POST /api/stacks/{name}/restart`.
+    pub async fn restart_stack(&self, name: &str) -> Result<StackView, ClientError> {
+        self.send(self.request(Method::POST, &["api", "stacks", name, "restart"]))
+            .await
+    }
+
     /// `POST /api/tokens`.
     pub async fn create_token(
         &self,

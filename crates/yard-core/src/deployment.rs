@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Owner, StackName};
+use crate::{HealthReport, Owner, StackName};
 
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -215,6 +215,9 @@ pub struct Deployment {
     /// Who asked for it: the stack's owner. `None` for deployments made
     /// before owners were recorded (the admins').
     pub owner: Option<Owner>,
+    /// How the stack has been doing since it was deployed. Kept apart from
+    /// `status`: the watcher writes it, the deployment's steps never do.
+    pub health: HealthReport,
     /// Bumped on every change, so a watcher can tell which of two snapshots
     /// is newer and skip events it has already seen.
     pub seq: i64,
@@ -236,6 +239,7 @@ impl Deployment {
             url,
             image,
             owner: None,
+            health: HealthReport::default(),
             seq: 1,
             created_at: now,
             updated_at: now,

@@ -20,8 +20,8 @@ use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
-    HostConfig, Mount, MountType, NetworkCreateRequest, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerUpdateBody, HealthStatusEnum, HostConfig, Mount, MountType, NetworkCreateRequest,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
@@ -30,6 +30,7 @@ use bollard::query_parameters::{
 };
 use bytes::Bytes;
 use futures::TryStreamExt;
+use futures::stream::BoxStream;
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -38,10 +39,11 @@ use yard_core::StackName;
 
 mod agents;
 mod image_user;
+mod watch;
 
 use crate::{
     Endpoint, Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, ResourceKind,
-    ResourceLimits, StackResource, StackSpec, UserIds, is_reserved_label,
+    ResourceLimits, StackEvent, StackResource, StackSpec, StackState, UserIds, is_reserved_label,
 };
 
 /// The capabilities stacks and agents keep; all others are dropped. This is
@@ -390,15 +392,46 @@ impl DockerEngine {
         }
     }
 
-    /// `true` once anything answers HTTP at `endpoint`, whatever the status.
+    /// `true` when the stack at `endpoint` answers HTTP with a status below
+    /// 500 within two seconds: a server error is not ready.
     async fn answers(&self, endpoint: &Endpoint) -> bool {
         let Ok(uri) = format!("http://{endpoint}/").parse::<hyper::Uri>() else {
             return false;
         };
         matches!(
             tokio::time::timeout(Duration::from_secs(2), self.probe.get(uri)).await,
-            Ok(Ok(_))
+            Ok(Ok(response)) if response.status().as_u16() < 500
         )
+    }
+
+    /// Lets the yard, not the engine, decide when a stack comes back: a
+    /// container made with Docker's own restart policy (by an older yard)
+    /// is switched to none.
+    async fn without_engine_restarts(&self, container: &ContainerInspectResponse) {
+        let policy = container
+            .host_config
+            .as_ref()
+            .and_then(|h| h.restart_policy.as_ref())
+            .and_then(|p| p.name);
+        if matches!(
+            policy,
+            None | Some(RestartPolicyNameEnum::NO | RestartPolicyNameEnum::EMPTY)
+        ) {
+            return;
+        }
+        let Some(id) = container.id.as_deref() else {
+            return;
+        };
+        let update = ContainerUpdateBody {
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            ..Default::default()
+        };
+        if let Err(e) = self.docker.update_container(id, update).await {
+            tracing::warn!(container = %id, error = %e, "cannot switch off the engine's restarts");
+        }
     }
 }
 
@@ -420,7 +453,8 @@ impl Engine for DockerEngine {
 
     async fn ensure_application(&self, spec: &StackSpec) -> Result<(), EngineError> {
         let port = self.stack_port(spec).await?;
-        if self.inspect_own_container(&spec.name).await?.is_some() {
+        if let Some(container) = self.inspect_own_container(&spec.name).await? {
+            self.without_engine_restarts(&container).await;
             return Ok(());
         }
         let name = self.resource_name(&spec.name);
@@ -449,8 +483,10 @@ impl Engine for DockerEngine {
                     typ: Some(MountType::VOLUME),
                     ..Default::default()
                 }]),
+                // The yard restarts stacks itself, by its policy, so it can
+                // tell a crash from a restart and give up on a crash loop.
                 restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                    name: Some(RestartPolicyNameEnum::NO),
                     maximum_retry_count: None,
                 }),
                 ..confined(&spec.limits)
@@ -491,10 +527,24 @@ impl Engine for DockerEngine {
                     "the container exited with code {code}; its last output:\n{logs}"
                 )));
             }
-            if let Some(endpoint) = Self::published(&container).map(|p| self.endpoint_at(p))
-                && self.answers(&endpoint).await
-            {
-                return Ok(endpoint);
+            // An image with its own health check says when it is ready;
+            // any other is ready when it answers HTTP below 500.
+            let own_check = state.health.as_ref().and_then(|h| h.status);
+            if own_check == Some(HealthStatusEnum::UNHEALTHY) {
+                let logs = self.tail_logs(&name).await;
+                return Err(EngineError::NotReady(format!(
+                    "its own health check says it is unhealthy; its last output:\n{logs}"
+                )));
+            }
+            if let Some(endpoint) = Self::published(&container).map(|p| self.endpoint_at(p)) {
+                let ready = match own_check {
+                    Some(HealthStatusEnum::HEALTHY) => true,
+                    Some(HealthStatusEnum::STARTING) => false,
+                    _ => self.answers(&endpoint).await,
+                };
+                if ready {
+                    return Ok(endpoint);
+                }
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(EngineError::NotReady(format!(
@@ -584,6 +634,34 @@ impl Engine for DockerEngine {
             });
         }
         Ok(removed)
+    }
+
+    async fn remove_application(&self, name: &StackName) -> Result<Option<String>, EngineError> {
+        let Some(id) = self
+            .inspect_own_container(name)
+            .await?
+            .and_then(|container| container.id)
+        else {
+            return Ok(None);
+        };
+        let force = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self.docker.remove_container(&id, Some(force)).await {
+            Ok(()) => Ok(Some(id)),
+            Err(e) if matches!(status(&e), Some(404 | 409)) => Ok(Some(id)),
+            Err(e) => Err(backend("removing the stack container", e)),
+        }
+    }
+
+    async fn stack_states(&self) -> Result<Vec<(StackName, StackState)>, EngineError> {
+        self.states().await
+    }
+
+    fn stack_events(&self) -> BoxStream<'static, Result<StackEvent, EngineError>> {
+        self.events()
+    }
+
+    async fn probe(&self, endpoint: &Endpoint) -> bool {
+        self.answers(endpoint).await
     }
 
     async fn stack_resources(&self) -> Result<Vec<StackResource>, EngineError> {

@@ -226,8 +226,76 @@ pub trait Engine: Send + Sync + fmt::Debug {
     /// Removes everything the stack owns; returns what was removed.
     async fn remove_stack(&self, name: &StackName) -> Result<Vec<StackResource>, EngineError>;
 
+    /// Removes only the stack's application (its container), keeping its
+    /// data: the first half of making it again. Safe to repeat. Returns the
+    /// id of what it removed, whose events are old news from then on.
+    async fn remove_application(&self, name: &StackName) -> Result<Option<String>, EngineError>;
+
     /// Every resource of this instance that belongs to some stack.
     async fn stack_resources(&self) -> Result<Vec<StackResource>, EngineError>;
+
+    /// What every stack of this instance is doing now, in one look.
+    async fn stack_states(&self) -> Result<Vec<(StackName, StackState)>, EngineError>;
+
+    /// What happens to this instance's stacks from now on, as it happens.
+    /// The stream ends or fails when the backend's feed does; callers
+    /// subscribe again and look at [`Engine::stack_states`] for what they
+    /// missed.
+    fn stack_events(&self) -> BoxStream<'static, Result<StackEvent, EngineError>>;
+
+    /// Whether the stack at `endpoint` answers well: an HTTP status below
+    /// 500, within a couple of seconds.
+    async fn probe(&self, endpoint: &Endpoint) -> bool;
+}
+
+/// What a stack's application is doing, as the backend sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackState {
+    /// It runs. `healthy` is the image's own health check's verdict when it
+    /// has one; `attached` says whether it is on a network at all.
+    Running {
+        id: String,
+        healthy: Option<bool>,
+        attached: bool,
+        endpoint: Option<Endpoint>,
+    },
+    /// It stopped, with its exit code; `oom` when the kernel killed it for
+    /// memory; `finished` when it did, as the engine says it (RFC 3339).
+    Exited {
+        id: String,
+        code: i64,
+        oom: bool,
+        finished: Option<String>,
+    },
+}
+
+/// Something that happened to a stack, or to the network they share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackEvent {
+    /// Stack `stack`'s container (`id`) changed.
+    Container {
+        stack: StackName,
+        id: String,
+        change: ContainerChange,
+    },
+    /// A network stacks use lost a container or went away: look again.
+    Network,
+}
+
+/// What happened to a stack's container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerChange {
+    Started,
+    /// Someone sent it a signal (a stop or a kill), just before it died.
+    Signalled(String),
+    /// The kernel killed it for memory.
+    OutOfMemory,
+    Died {
+        code: i64,
+    },
+    Removed,
+    /// Its own health check changed its verdict.
+    Health(bool),
 }
 
 /// Where a mount in an agent container comes from.

@@ -338,3 +338,37 @@ async fn a_stack_of_the_old_layout_keeps_working_and_goes_whole() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_stacks_life_comes_through_the_event_feed() {
+    use futures::StreamExt;
+    use yard_engine::{ContainerChange, StackEvent};
+    ensure_stack_images().await;
+    let sweep = DockerSweep::new();
+    let engine = engine(&sweep);
+    let mut events = engine.stack_events();
+    let hank = spec("hank", WEB_IMAGE);
+    engine.ensure_project(&hank).await.unwrap();
+    engine.ensure_application(&hank).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), async {
+        let deploying = engine.deploy(&hank, Duration::from_secs(20));
+        let mut deploying = std::pin::pin!(deploying);
+        loop {
+            tokio::select! {
+                event = events.next() => return event,
+                _ = &mut deploying => {}
+            }
+        }
+    })
+    .await
+    .expect("an event within 10 s");
+    let event = first.unwrap().unwrap();
+    assert!(
+        matches!(
+            &event,
+            StackEvent::Container { stack, change: ContainerChange::Started, .. } if stack.as_str() == "hank"
+        ),
+        "{event:?}"
+    );
+    engine.remove_stack(&hank.name).await.unwrap();
+}

@@ -201,3 +201,34 @@ pub(crate) async fn destroy_stack(
     let removed = state.deployer.destroy(&name, &caller.person()).await?;
     Ok(Json(StackView::from(&removed)))
 }
+
+/// Restart a stack now
+///
+/// Makes its container again (its data volume stays) and waits until it
+/// answers; a stack the yard gave up on gets a fresh count of restarts.
+/// Only the stack's owner or an admin may.
+#[utoipa::path(
+    post,
+    path = "/api/stacks/{name}/restart",
+    tag = "stacks",
+    params(("name" = String, Path, description = "The stack's name")),
+    responses(
+        (status = 200, description = "Restarted, or why the restart failed in its health", body = StackView),
+        (status = 401, description = "Missing or invalid token", body = ApiError),
+        (status = 403, description = "Another person's stack", body = ApiError),
+        (status = 404, description = "No such stack", body = ApiError),
+        (status = 409, description = "Still deploying", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn restart_stack(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    PathArg(name): PathArg<String>,
+) -> Result<Json<StackView>, AppError> {
+    let restarted = state
+        .deployer
+        .restart_stack(&name, &caller.person())
+        .await?;
+    Ok(Json(StackView::from(&restarted)))
+}

@@ -367,6 +367,7 @@ async fn the_openapi_document_covers_every_route() {
         ("/api/deployments/{deploymentId}", "get"),
         ("/api/stacks", "get"),
         ("/api/stacks/{name}", "delete"),
+        ("/api/stacks/{name}/restart", "post"),
         ("/api/stacks/{name}/open", "get"),
         ("/api/events", "get"),
         ("/api/session", "post"),

@@ -16,14 +16,18 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yard_core::{
-    Deployment, DeploymentStatus, NameError, NamePolicy, Owner, Person, StackAddressing, StackName,
-    TransitionError,
+    Deployment, DeploymentStatus, HealthReport, NameError, NamePolicy, Owner, Person,
+    StackAddressing, StackHealth, StackName, TransitionError,
 };
 use yard_engine::{Endpoint, Engine, EngineError, ResourceLimits, StackResource, StackSpec};
 use yard_store::{Store, StoreError};
 
 use crate::locks::NameLocks;
 use crate::{EventBus, YardEvent, now};
+
+mod health;
+
+pub use health::{HealingConfig, RestartPolicy};
 
 /// What the deployer needs to know about stacks.
 #[derive(Debug, Clone)]
@@ -40,6 +44,8 @@ pub struct DeployerConfig {
     pub deploy_timeout: Duration,
     /// What each stack's container may use.
     pub limits: ResourceLimits,
+    /// How stacks are watched and brought back.
+    pub healing: HealingConfig,
 }
 
 /// Why a request to the deployer was refused or failed.
@@ -101,6 +107,8 @@ struct Inner {
     stopping: CancellationToken,
     /// Where each completed stack answers, learnt from the engine.
     endpoints: RwLock<HashMap<StackName, Endpoint>>,
+    /// What the watcher remembers of each stack between findings.
+    trackers: std::sync::Mutex<HashMap<StackName, health::Tracker>>,
 }
 
 impl Deployer {
@@ -120,6 +128,7 @@ impl Deployer {
                 tasks: TaskTracker::new(),
                 stopping: CancellationToken::new(),
                 endpoints: RwLock::default(),
+                trackers: std::sync::Mutex::default(),
             }),
         }
     }
@@ -289,6 +298,24 @@ impl Deployer {
                 deployment.status.step_label().to_lowercase()
             )));
         }
+        let health = &deployment.health;
+        if matches!(
+            health.health,
+            StackHealth::Stopped
+                | StackHealth::Missing
+                | StackHealth::Restarting
+                | StackHealth::Failed
+        ) {
+            let why = health
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            return Ok(Route::Unavailable(format!(
+                "stack {name} is {}{why}",
+                health.health
+            )));
+        }
         match self.inner.engine.endpoint(&name).await? {
             Some(endpoint) => {
                 self.remember_endpoint(&name, Some(endpoint.clone()));
@@ -444,6 +471,16 @@ impl Deployer {
             .await?;
         tracing::info!(deployment = %deployment.id, stack = %deployment.name, %endpoint, "stack answers");
         self.remember_endpoint(&deployment.name, Some(endpoint));
+        self.forget_tracker(&deployment.name);
+        let running = HealthReport {
+            health: StackHealth::Running,
+            ..HealthReport::default()
+        };
+        self.inner
+            .store
+            .set_health(&deployment.id, &running, now())
+            .await?;
+        deployment.health = running;
         self.advance(deployment, DeploymentStatus::Completed).await
     }
 
@@ -454,6 +491,7 @@ impl Deployer {
             self.advance(deployment, DeploymentStatus::Removing).await?;
         }
         self.remember_endpoint(&deployment.name, None);
+        self.forget_tracker(&deployment.name);
         let removed = self.inner.engine.remove_stack(&deployment.name).await?;
         tracing::info!(stack = %deployment.name, resources = removed.len(), "stack removed");
         self.advance(deployment, DeploymentStatus::Removed).await

@@ -23,7 +23,9 @@ use yard_core::Timestamp;
 
 pub use bus::{EventBus, YardEvent};
 pub use datadir::DataDir;
-pub use deployer::{DeployError, Deployer, DeployerConfig, NameAvailability, Route};
+pub use deployer::{
+    DeployError, Deployer, DeployerConfig, HealingConfig, NameAvailability, RestartPolicy, Route,
+};
 pub use hooks::{Gatekeeper, PolicyWatch};
 pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
 

@@ -3,11 +3,13 @@
 //! A row is written when a deployment is asked for and rewritten at every
 //! step, so after a crash the row says exactly how far the deployment got.
 
-use yard_core::{Deployment, DeploymentId, DeploymentStatus, Owner, StackName, Timestamp};
+use yard_core::{
+    Deployment, DeploymentId, DeploymentStatus, HealthReport, Owner, StackName, Timestamp,
+};
 
 use crate::{Store, StoreError};
 
-const COLUMNS: &str = "id, name, status, progress, current_step, message, url, image, owner, owner_id, seq, created_at, updated_at";
+const COLUMNS: &str = "id, name, status, progress, current_step, message, url, image, owner, owner_id, health, health_reason, restarts, last_failure, seq, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct DeploymentRow {
@@ -21,6 +23,10 @@ struct DeploymentRow {
     image: String,
     owner: Option<String>,
     owner_id: Option<String>,
+    health: String,
+    health_reason: Option<String>,
+    restarts: i64,
+    last_failure: Option<String>,
     seq: i64,
     created_at: i64,
     updated_at: i64,
@@ -32,6 +38,10 @@ impl TryFrom<DeploymentRow> for Deployment {
     fn try_from(row: DeploymentRow) -> Result<Self, StoreError> {
         let status: DeploymentStatus = row
             .status
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("deployment {}: {e}", row.id)))?;
+        let health = row
+            .health
             .parse()
             .map_err(|e| StoreError::Corrupt(format!("deployment {}: {e}", row.id)))?;
         let progress = u8::try_from(row.progress).map_err(|_| {
@@ -50,6 +60,12 @@ impl TryFrom<DeploymentRow> for Deployment {
                 id,
                 name: row.owner.unwrap_or_default(),
             }),
+            health: HealthReport {
+                health,
+                reason: row.health_reason,
+                restarts: u32::try_from(row.restarts).unwrap_or(u32::MAX),
+                last_failure: row.last_failure,
+            },
             seq: row.seq,
             created_at: Timestamp(row.created_at),
             updated_at: Timestamp(row.updated_at),
@@ -126,6 +142,30 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    /// Records how deployment `id`'s stack is doing. Only the health
+    /// columns change (the deployment's steps never write them), and the
+    /// time of the change.
+    pub async fn set_health(
+        &self,
+        id: &DeploymentId,
+        report: &HealthReport,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deployments SET health = $2, health_reason = $3, restarts = $4, \
+             last_failure = $5, updated_at = $6 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(report.health.as_str())
+        .bind(report.reason.as_deref())
+        .bind(i64::from(report.restarts))
+        .bind(report.last_failure.as_deref())
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// One deployment by id.

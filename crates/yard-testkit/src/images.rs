@@ -19,8 +19,16 @@ pub const SLOW_IMAGE: &str = "agentyard-test/slow:1";
 pub const CRASH_IMAGE: &str = "agentyard-test/crash:1";
 /// Prints `ready`, then echoes its stdin: a stand-in terminal program.
 pub const ECHO_IMAGE: &str = "agentyard-test/echo:1";
+/// Serves like [`WEB_IMAGE`] for 2 seconds, then exits with code 3: a
+/// stack in a crash loop.
+pub const FLAKY_IMAGE: &str = "agentyard-test/flaky:1";
+/// Serves like [`WEB_IMAGE`] for 2 seconds, then takes memory until the
+/// kernel kills it at its limit.
+pub const HUNGRY_IMAGE: &str = "agentyard-test/hungry:1";
 
 const SERVE: &str = "echo \"stack $YARD_STACK_NAME\" > /www/index.html && exec /bin/busybox httpd -f -p 8080 -h /www";
+/// Serves in the background, so the script goes on.
+const SERVE_AWHILE: &str = "echo \"stack $YARD_STACK_NAME\" > /www/index.html && /bin/busybox httpd -p 8080 -h /www && /bin/busybox sleep 2";
 
 static BUILT: OnceCell<()> = OnceCell::const_new();
 
@@ -38,6 +46,14 @@ pub async fn ensure_stack_images() {
                     "echo 'stack refuses to start' >&2; exit 3".to_owned(),
                 ),
                 (ECHO_IMAGE, "echo ready; exec /bin/busybox cat".to_owned()),
+                (
+                    FLAKY_IMAGE,
+                    format!("{SERVE_AWHILE}; echo 'stack gave up' >&2; exit 3"),
+                ),
+                (
+                    HUNGRY_IMAGE,
+                    format!("{SERVE_AWHILE}; x=xxxxxxxx; while :; do x=\"$x$x\"; done"),
+                ),
             ] {
                 if docker.inspect_image(image).await.is_ok() {
                     continue;

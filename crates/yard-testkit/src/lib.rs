@@ -22,7 +22,9 @@ pub use browser::{Browser, Screen};
 pub use daemon::{Daemon, DaemonSetup};
 pub use docker::{DockerSweep, TEST_LABEL};
 pub use git::{git, git_repo, git_repo_at};
-pub use images::{CRASH_IMAGE, ECHO_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images};
+pub use images::{
+    CRASH_IMAGE, ECHO_IMAGE, FLAKY_IMAGE, HUNGRY_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images,
+};
 pub use mcp::{MCP_BASELINE_SERVER, mcp_python, run_mcp_plan};
 pub use postgres::fresh_postgres_url;
 

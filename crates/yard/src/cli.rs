@@ -31,8 +31,10 @@ pub(crate) enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// List the stacks.
+    /// List the stacks with their health, or restart one.
     Stacks {
+        #[command(subcommand)]
+        action: Option<StacksAction>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -165,6 +167,13 @@ pub(crate) enum Role {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum StacksAction {
+    /// Make a stack's container again and wait until it answers (its data
+    /// stays); a stack the yard gave up on starts a fresh count.
+    Restart { name: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub(crate) enum AgentsAction {
     /// Remove the checkouts and branches of agents that have ended.
     Prune,
@@ -189,6 +198,15 @@ pub(crate) struct SpawnArgs {
     pub(crate) base: Option<String>,
     #[command(flatten)]
     pub(crate) client: ClientArgs,
+}
+
+/// What the yard does with a stack that goes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum StackRestart {
+    /// Make it again, with backoff, until it keeps dying.
+    OnFailure,
+    /// Only report it.
+    Never,
 }
 
 /// What the hook does when the yard cannot be asked.
@@ -291,6 +309,23 @@ pub(crate) struct ServeArgs {
     /// How long a stack may take to answer HTTP after it starts.
     #[arg(long, env = "YARD_DEPLOY_TIMEOUT", default_value = "120s", value_parser = duration)]
     pub(crate) deploy_timeout: Duration,
+    /// What happens to a stack that goes down: on-failure makes it again
+    /// (with backoff, giving up after YARD_STACK_MAX_RESTARTS in ten
+    /// minutes); never only reports it.
+    #[arg(
+        long,
+        env = "YARD_STACK_RESTART",
+        value_enum,
+        default_value = "on-failure"
+    )]
+    pub(crate) stack_restart: StackRestart,
+    /// How many restarts within ten minutes before the yard gives up on a
+    /// stack.
+    #[arg(long, env = "YARD_STACK_MAX_RESTARTS", default_value_t = 5)]
+    pub(crate) stack_max_restarts: u32,
+    /// How often every stack is looked at (besides the engine's events).
+    #[arg(long, env = "YARD_HEALTH_INTERVAL", default_value = "30s", value_parser = duration)]
+    pub(crate) health_interval: Duration,
     /// How often to look for and remove orphaned resources.
     #[arg(long, env = "YARD_RECONCILE_INTERVAL", default_value = "60s", value_parser = duration)]
     pub(crate) reconcile_interval: Duration,

@@ -9,12 +9,12 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use yard_api::{CreateTokenRequest, TokenRoleView};
+use yard_api::{CreateTokenRequest, StackHealth, TokenRoleView};
 use yard_client::{ClientError, Outcome, YardClient};
 use yard_services::DataDir;
 
 use crate::agent_commands;
-use crate::cli::{ClientArgs, Command, Role, TokenAction};
+use crate::cli::{ClientArgs, Command, Role, StacksAction, TokenAction};
 
 /// Runs a client command.
 pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -24,7 +24,14 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Check { name, client } => check(&name, &client).await,
         Command::Deploy { name, client } => deploy(&name, &client).await,
-        Command::Stacks { client } => stacks(&client).await,
+        Command::Stacks {
+            action: None,
+            client,
+        } => stacks(&client).await,
+        Command::Stacks {
+            action: Some(StacksAction::Restart { name }),
+            client,
+        } => restart(&name, &client).await,
         Command::Destroy { name, client } => destroy(&name, &client).await,
         Command::Token { action, client } => token_command(&action, &client).await,
         Command::Spawn(args) => agent_commands::spawn(&args).await,
@@ -147,17 +154,46 @@ async fn stacks(args: &ClientArgs) -> anyhow::Result<ExitCode> {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!("{:width$}  {:20}  {:24}  URL", "NAME", "STATUS", "CREATED");
+    println!(
+        "{:width$}  {:20}  {:10}  {:>8}  URL",
+        "NAME", "STATUS", "HEALTH", "RESTARTS"
+    );
     for stack in &list.stacks {
         println!(
-            "{:width$}  {:20}  {:24}  {}",
+            "{:width$}  {:20}  {:10}  {:>8}  {}",
             stack.name,
             stack.status.as_str(),
-            stack.created_at,
+            stack.health.as_str(),
+            stack.restarts,
             stack.url
         );
+        if let Some(failure) = &stack.last_failure {
+            println!("{:width$}  last failure: {failure}", "");
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn restart(name: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let stack = connect(args)?.restart_stack(name).await.map_err(explain)?;
+    if args.json {
+        print_json(&stack)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    match stack.health {
+        StackHealth::Running => {
+            println!("{} is running again: {}", stack.name, stack.url);
+            Ok(ExitCode::SUCCESS)
+        }
+        health => {
+            eprintln!(
+                "{} is {health}: {}",
+                stack.name,
+                stack.health_reason.as_deref().unwrap_or("no reason given")
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 async fn destroy(name: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {

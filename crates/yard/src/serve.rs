@@ -19,12 +19,12 @@ use yard_services::auth::{AdminToken, ensure_admin_token};
 use yard_services::orchestrator::{CacheVolume, ControlAccess};
 use yard_services::repo_roots::RepoRoots;
 use yard_services::{
-    DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, Orchestrator, OrchestratorConfig,
-    PolicyWatch,
+    DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, HealingConfig, Orchestrator,
+    OrchestratorConfig, PolicyWatch, RestartPolicy,
 };
 use yard_store::{Store, redact};
 
-use crate::cli::ServeArgs;
+use crate::cli::{ServeArgs, StackRestart};
 
 /// How long running deployments get to finish after a stop signal before
 /// they are left to resume at the next start.
@@ -142,6 +142,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 cpus: args.stack_cpus.0,
                 ..ResourceLimits::STACK_DEFAULT
             },
+            healing: HealingConfig {
+                policy: match args.stack_restart {
+                    StackRestart::OnFailure => RestartPolicy::OnFailure,
+                    StackRestart::Never => RestartPolicy::Never,
+                },
+                max_restarts: args.stack_max_restarts,
+                check_every: args.health_interval,
+                ..HealingConfig::default()
+            },
         },
     );
     let agent_images = if args.agent_images.is_empty() {
@@ -206,6 +215,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         stopping.clone(),
     ));
     let policy_watch = tokio::spawn(Arc::clone(&policy).watch(POLICY_CHECK, stopping.clone()));
+    let stack_watch = tokio::spawn({
+        let deployer = deployer.clone();
+        let stopping = stopping.clone();
+        async move { deployer.watch(stopping).await }
+    });
 
     setup
         .data_dir
@@ -263,6 +277,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     stopping.cancel();
     let _ = sweeper.await;
     let _ = policy_watch.await;
+    let _ = stack_watch.await;
     // Finishes (or, if the servers failed, does) what the signal started;
     // removing what is already gone is quick.
     orchestrator.stop_all(AGENT_REMOVAL).await;

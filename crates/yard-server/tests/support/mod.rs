@@ -19,8 +19,8 @@ use yard_services::agent_images::AgentImages;
 use yard_services::orchestrator::{CacheVolume, ControlAccess};
 use yard_services::repo_roots::RepoRoots;
 use yard_services::{
-    DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, Orchestrator, OrchestratorConfig,
-    PolicyWatch,
+    DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, HealingConfig, Orchestrator,
+    OrchestratorConfig, PolicyWatch, RestartPolicy,
 };
 use yard_store::Store;
 use yard_testkit::{DockerSweep, TEST_LABEL, WEB_IMAGE};
@@ -42,6 +42,10 @@ pub(crate) struct Options {
     pub(crate) max_agents_total: u32,
     /// `YARD_HEADER_TIMEOUT`.
     pub(crate) header_timeout: Duration,
+    /// How stacks are watched and healed (quick, for tests).
+    pub(crate) healing: HealingConfig,
+    /// `YARD_STACK_MEMORY`.
+    pub(crate) stack_memory: Option<i64>,
 }
 
 impl Default for Options {
@@ -56,6 +60,15 @@ impl Default for Options {
             max_agents_per_owner: 8,
             max_agents_total: 16,
             header_timeout: Duration::from_secs(15),
+            healing: HealingConfig {
+                policy: RestartPolicy::OnFailure,
+                backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(2),
+                max_restarts: 3,
+                window: Duration::from_secs(60),
+                check_every: Duration::from_secs(2),
+            },
+            stack_memory: ResourceLimits::STACK_DEFAULT.memory_bytes,
         }
     }
 }
@@ -134,7 +147,11 @@ impl TestYard {
                 addressing: StackAddressing::new("localhost", port, None),
                 names: NamePolicy::default(),
                 deploy_timeout: Duration::from_secs(30),
-                limits: ResourceLimits::STACK_DEFAULT,
+                limits: ResourceLimits {
+                    memory_bytes: options.stack_memory,
+                    ..ResourceLimits::STACK_DEFAULT
+                },
+                healing: options.healing.clone(),
             },
         );
         let orchestrator = Orchestrator::new(
@@ -169,6 +186,11 @@ impl TestYard {
         let gatekeeper = Gatekeeper::new(store.clone(), Arc::clone(&policy));
         let shutdown = CancellationToken::new();
         tokio::spawn(policy.watch(Duration::from_millis(100), shutdown.clone()));
+        tokio::spawn({
+            let deployer = deployer.clone();
+            let stopping = shutdown.clone();
+            async move { deployer.watch(stopping).await }
+        });
         let state = AppState::new(
             Services {
                 deployer,
