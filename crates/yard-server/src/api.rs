@@ -170,7 +170,7 @@ pub(crate) async fn get_deployment(
 pub(crate) async fn list_stacks(
     State(state): State<AppState>,
 ) -> Result<Json<StackList>, AppError> {
-    let live = state.deployer.store().live_deployments().await?;
+    let live = state.deployer.live_stacks().await?;
     Ok(Json(StackList::from(live.as_slice())))
 }
 

@@ -80,10 +80,10 @@ pub(crate) async fn watch_stacks(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let changes = state.bus.subscribe();
-    let store = state.deployer.store().clone();
+    let deployer = state.deployer.clone();
     // The first list is read after subscribing, so no change is missed.
     let lists = futures::stream::unfold((changes, true), move |(mut changes, first)| {
-        let store = store.clone();
+        let deployer = deployer.clone();
         async move {
             if !first {
                 // Wait for a stack to change, then take every change already
@@ -97,7 +97,7 @@ pub(crate) async fn watch_stacks(
                 }
                 while changes.try_recv().is_ok() {}
             }
-            match store.live_deployments().await {
+            match deployer.live_stacks().await {
                 Ok(live) => {
                     let list = StackList::from(live.as_slice());
                     Some((sse(events::STACKS, &list).retry(RETRY), (changes, false)))

@@ -10,6 +10,7 @@
 //! deployment owns. One lock per stack name keeps these from overlapping.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -109,6 +110,10 @@ struct Inner {
     endpoints: RwLock<HashMap<StackName, Endpoint>>,
     /// What the watcher remembers of each stack between findings.
     trackers: std::sync::Mutex<HashMap<StackName, health::Tracker>>,
+    /// Bumped by every announced change of a deployment.
+    changes: AtomicU64,
+    /// The live stacks as of a value of `changes`.
+    stacks: RwLock<Option<(u64, Arc<Vec<Deployment>>)>>,
 }
 
 impl Deployer {
@@ -129,6 +134,8 @@ impl Deployer {
                 stopping: CancellationToken::new(),
                 endpoints: RwLock::default(),
                 trackers: std::sync::Mutex::default(),
+                changes: AtomicU64::new(0),
+                stacks: RwLock::default(),
             }),
         }
     }
@@ -265,15 +272,25 @@ impl Deployer {
             .into_iter()
             .map(|r| r.stack)
             .collect();
+        // One query for all, not one per stack: only the orphans need a
+        // second look, under their lock.
+        let live: BTreeSet<StackName> = self
+            .inner
+            .store
+            .live_deployments()
+            .await?
+            .into_iter()
+            .map(|d| d.name)
+            .collect();
         let mut removed = Vec::new();
-        for name in names {
+        for name in names.difference(&live) {
             let _guard = self.inner.locks.lock(name.as_str()).await;
             // Checked under the lock: a deployment of this name may have
             // started since the listing.
-            if self.inner.store.live_deployment(&name).await?.is_some() {
+            if self.inner.store.live_deployment(name).await?.is_some() {
                 continue;
             }
-            for resource in self.inner.engine.remove_stack(&name).await? {
+            for resource in self.inner.engine.remove_stack(name).await? {
                 tracing::warn!(kind = %resource.kind, name = %resource.name, stack = %resource.stack, "removed orphaned resource");
                 removed.push(resource);
             }
@@ -385,7 +402,27 @@ impl Deployer {
         }
     }
 
+    /// The live stacks, by name. Read from the store once per change and
+    /// shared by every listing and stream until the next one: with hundreds
+    /// of stacks and watchers, a change costs one query, not one each.
+    pub async fn live_stacks(&self) -> Result<Arc<Vec<Deployment>>, DeployError> {
+        // The version is read before the store: a change during the query
+        // bumps it, and the next caller reads again.
+        let version = self.inner.changes.load(Ordering::Acquire);
+        if let Some((cached, stacks)) =
+            &*self.inner.stacks.read().unwrap_or_else(|p| p.into_inner())
+            && *cached == version
+        {
+            return Ok(Arc::clone(stacks));
+        }
+        let stacks = Arc::new(self.inner.store.live_deployments().await?);
+        *self.inner.stacks.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((version, Arc::clone(&stacks)));
+        Ok(stacks)
+    }
+
     fn publish(&self, deployment: &Deployment) {
+        self.inner.changes.fetch_add(1, Ordering::AcqRel);
         self.inner
             .bus
             .publish(YardEvent::Deployment(deployment.clone()));
