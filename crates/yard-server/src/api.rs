@@ -4,7 +4,8 @@
 //! rules live in the deployer and the domain.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -167,11 +168,13 @@ pub(crate) async fn get_deployment(
     ),
     security(("bearer" = []))
 )]
-pub(crate) async fn list_stacks(
-    State(state): State<AppState>,
-) -> Result<Json<StackList>, AppError> {
+pub(crate) async fn list_stacks(State(state): State<AppState>) -> Result<Response, AppError> {
     let live = state.deployer.live_stacks().await?;
-    Ok(Json(StackList::from(live.as_slice())))
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        state.stack_list.render(&live),
+    )
+        .into_response())
 }
 
 /// Remove a stack and everything it owns

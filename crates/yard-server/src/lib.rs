@@ -18,6 +18,7 @@ mod host;
 mod mcp;
 mod session;
 mod stack_access;
+mod stack_list;
 mod status;
 mod tokens;
 mod web;
@@ -83,6 +84,7 @@ pub struct AppState {
     /// Cancelled when the server stops, which ends every live stream.
     pub shutdown: CancellationToken,
     proxy: host::ProxyClient,
+    pub(crate) stack_list: Arc<stack_list::StackListJson>,
 }
 
 impl AppState {
@@ -95,6 +97,7 @@ impl AppState {
             settings,
             shutdown,
             proxy: host::proxy_client(),
+            stack_list: Arc::default(),
         }
     }
 }

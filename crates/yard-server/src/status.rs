@@ -16,6 +16,7 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use serde::Serialize;
+use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 use yard_api::{ApiError, CompleteEvent, ErrorEvent, ProgressEvent, StackList, events};
 use yard_core::{Deployment, DeploymentStatus};
@@ -81,9 +82,11 @@ pub(crate) async fn watch_stacks(
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let changes = state.bus.subscribe();
     let deployer = state.deployer.clone();
+    let rendered = Arc::clone(&state.stack_list);
     // The first list is read after subscribing, so no change is missed.
     let lists = futures::stream::unfold((changes, true), move |(mut changes, first)| {
         let deployer = deployer.clone();
+        let rendered = Arc::clone(&rendered);
         async move {
             if !first {
                 // Wait for a stack to change, then take every change already
@@ -99,8 +102,12 @@ pub(crate) async fn watch_stacks(
             }
             match deployer.live_stacks().await {
                 Ok(live) => {
-                    let list = StackList::from(live.as_slice());
-                    Some((sse(events::STACKS, &list).retry(RETRY), (changes, false)))
+                    let json = rendered.render(&live);
+                    let event = Event::default()
+                        .event(events::STACKS)
+                        .data(String::from_utf8_lossy(&json))
+                        .retry(RETRY);
+                    Some((event, (changes, false)))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot list stacks for a watcher");
