@@ -238,6 +238,39 @@ impl Daemon {
             .to_owned()
     }
 
+    /// Waits until deployment `id` has ended, through its progress stream;
+    /// panics unless it completed.
+    pub async fn wait_complete(&self, id: &str) {
+        let body = crate::http()
+            .get(format!("{}/api/status/{id}", self.url()))
+            .bearer_auth(self.token())
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .expect("the API answers")
+            .text()
+            .await
+            .expect("the whole stream");
+        assert!(body.contains("event: complete"), "{body}");
+    }
+
+    /// The daemon's resident memory now (`VmRSS`) and at its peak
+    /// (`VmHWM`), in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status = self
+            .pid()
+            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
     /// Runs `yard ARGS` as a client of this daemon.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(&self.bin)

@@ -14,6 +14,7 @@ mod daemon;
 mod docker;
 mod git;
 mod images;
+mod load;
 mod mcp;
 mod postgres;
 
@@ -25,6 +26,7 @@ pub use git::{git, git_repo, git_repo_at};
 pub use images::{
     CRASH_IMAGE, ECHO_IMAGE, FLAKY_IMAGE, HUNGRY_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images,
 };
+pub use load::{Load, load};
 pub use mcp::{MCP_BASELINE_SERVER, mcp_python, run_mcp_plan};
 pub use postgres::fresh_postgres_url;
 

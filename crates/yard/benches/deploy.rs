@@ -12,7 +12,6 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use yard_testkit::{Daemon, DaemonSetup, DockerSweep, TEST_LABEL, WEB_IMAGE, ensure_stack_images};
 
 const STACKS: usize = 20;
@@ -68,48 +67,18 @@ async fn through_the_api() -> (Duration, u64) {
             ..DaemonSetup::default()
         },
     );
-    let http = yard_testkit::http();
     let started = Instant::now();
     let deployments = (0..STACKS).map(|i| {
-        let http = http.clone();
         let daemon = &daemon;
         async move {
-            let accepted: serde_json::Value = http
-                .post(format!("{}/api/deploy", daemon.url()))
-                .bearer_auth(daemon.token())
-                .json(&serde_json::json!({ "name": format!("bench{i}") }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let id = accepted["deploymentId"].as_str().unwrap();
-            let stream = http
-                .get(format!("{}/api/status/{id}", daemon.url()))
-                .bearer_auth(daemon.token())
-                .send()
-                .await
-                .unwrap()
-                .bytes_stream();
-            let body: Vec<u8> = stream.map(|chunk| chunk.unwrap().to_vec()).concat().await;
-            let body = String::from_utf8(body).unwrap();
-            assert!(body.contains("event: complete"), "{body}");
+            let id = daemon.api_deploy(&format!("bench{i}")).await;
+            daemon.wait_complete(&id).await;
         }
     });
     futures::future::join_all(deployments).await;
     let elapsed = started.elapsed();
-    let peak = peak_rss_kib(daemon.pid().unwrap());
+    let (_, peak) = daemon.memory_kib();
     (elapsed, peak)
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// The same stacks with `docker volume create` and `docker run` on one

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use yard_testkit::{Daemon, DaemonSetup, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images};
+use yard_testkit::{Daemon, DaemonSetup, Load, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images, load};
 
 const CONCURRENCY: usize = 16;
 const RUN: Duration = Duration::from_secs(5);
@@ -44,20 +44,6 @@ fn daemon(image: &str) -> Daemon {
     )
 }
 
-/// Waits until the deployment `id` has completed.
-async fn completed(daemon: &Daemon, id: &str) {
-    let body = yard_testkit::http()
-        .get(format!("{}/api/status/{id}", daemon.url()))
-        .bearer_auth(daemon.token())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(body.contains("event: complete"), "{body}");
-}
-
 /// The container's published address for stack `name`.
 fn container_address(name: &str) -> String {
     let docker = |args: &[&str]| {
@@ -75,49 +61,18 @@ fn container_address(name: &str) -> String {
         .to_owned()
 }
 
-struct Load {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
-}
-
 /// `CONCURRENCY` clients sending `GET url` (with `host`, if given) back to
 /// back for `RUN`.
-async fn load(url: &str, host: Option<&str>) -> Load {
-    let client = yard_testkit::http();
-    let deadline = Instant::now() + RUN;
-    let workers = (0..CONCURRENCY).map(|_| {
-        let client = client.clone();
-        let url = url.to_owned();
-        let host = host.map(str::to_owned);
-        tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let started = Instant::now();
-                let mut request = client.get(&url);
-                if let Some(host) = &host {
-                    request = request.header("host", host);
-                }
-                let response = request.send().await.unwrap();
-                assert_eq!(response.status(), 200);
-                response.bytes().await.unwrap();
-                latencies.push(started.elapsed());
-            }
-            latencies
-        })
-    });
-    let mut latencies: Vec<Duration> = futures::future::join_all(workers)
-        .await
-        .into_iter()
-        .flat_map(Result::unwrap)
-        .collect();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Load {
-        per_second: latencies.len() as f64 / RUN.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-    }
+async fn measure(url: &str, host: Option<&str>) -> Load {
+    let (url, host) = (url.to_owned(), host.map(str::to_owned));
+    load(CONCURRENCY, RUN, move |client| {
+        let request = client.get(&url);
+        match &host {
+            Some(host) => request.header("host", host),
+            None => request,
+        }
+    })
+    .await
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -128,18 +83,18 @@ fn median(mut values: Vec<f64>) -> f64 {
 async fn router() {
     let daemon = daemon(WEB_IMAGE);
     let id = daemon.api_deploy("routed").await;
-    completed(&daemon, &id).await;
+    daemon.wait_complete(&id).await;
     let direct_url = format!("http://{}/", container_address("routed"));
     let host = format!("routed.localhost:{}", daemon.port());
     let routed_url = format!("{}/", daemon.url());
     // Warm both paths (connection pools, the router's endpoint cache).
-    let _ = load(&direct_url, None).await;
-    let _ = load(&routed_url, Some(&host)).await;
+    let _ = measure(&direct_url, None).await;
+    let _ = measure(&routed_url, Some(&host)).await;
 
     let mut rows: Vec<(Load, Load)> = Vec::new();
     for _ in 0..ROUNDS {
-        let direct = load(&direct_url, None).await;
-        let routed = load(&routed_url, Some(&host)).await;
+        let direct = measure(&direct_url, None).await;
+        let routed = measure(&routed_url, Some(&host)).await;
         rows.push((routed, direct));
     }
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
@@ -166,15 +121,6 @@ async fn router() {
     );
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// What one watcher saw: each event's name and status, and when the last came.
 struct Watched {
     events: Vec<(String, String)>,
@@ -183,7 +129,7 @@ struct Watched {
 
 async fn fan_out() {
     let daemon = daemon(SLOW_IMAGE);
-    let before = rss_kib(daemon.pid().unwrap());
+    let (before, _) = daemon.memory_kib();
     // The slow stack answers after four seconds: time for every watcher to
     // join while it deploys.
     let id = daemon.api_deploy("watched").await;
@@ -218,7 +164,7 @@ async fn fan_out() {
     let watchers = futures::future::join_all(watchers);
     // Memory with every watcher connected, while the deployment runs.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let connected = rss_kib(daemon.pid().unwrap());
+    let (connected, _) = daemon.memory_kib();
     let watched: Vec<Watched> = watchers.await.into_iter().map(Result::unwrap).collect();
     let elapsed = started.elapsed();
 

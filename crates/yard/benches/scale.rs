@@ -12,8 +12,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use yard_testkit::{Daemon, DaemonSetup, DockerSweep, TEST_LABEL, WEB_IMAGE, ensure_stack_images};
+use yard_testkit::{
+    Daemon, DaemonSetup, DockerSweep, Load, TEST_LABEL, WEB_IMAGE, ensure_stack_images, load,
+};
 
 const STACKS: usize = 200;
 const BATCH: usize = 20;
@@ -33,8 +34,8 @@ async fn main() {
     );
     let names: Vec<String> = (0..STACKS).map(|i| format!("scale-{i:03}")).collect();
     deploy(&daemon, &names[..1]).await;
-    let list_at_1 = load(&daemon, "/api/stacks", None).await;
-    let route_at_1 = load(&daemon, "/", Some(&names[0])).await;
+    let list_at_1 = measure(&daemon, "/api/stacks", None).await;
+    let route_at_1 = measure(&daemon, "/", Some(&names[0])).await;
 
     let started = Instant::now();
     for batch in names[1..].chunks(BATCH) {
@@ -43,9 +44,9 @@ async fn main() {
     let ours = started.elapsed();
     let listed = daemon.api_get("/api/stacks").await;
     assert_eq!(listed["stacks"].as_array().unwrap().len(), STACKS);
-    let list_at_n = load(&daemon, "/api/stacks", None).await;
-    let route_at_n = load(&daemon, "/", Some(&names[STACKS - 1])).await;
-    let peak = peak_rss_kib(daemon.pid().unwrap());
+    let list_at_n = measure(&daemon, "/api/stacks", None).await;
+    let route_at_n = measure(&daemon, "/", Some(&names[STACKS - 1])).await;
+    let (_, peak) = daemon.memory_kib();
     drop(daemon);
 
     let plain = plain_docker(STACKS - 1).await;
@@ -91,76 +92,21 @@ fn ms(d: Duration) -> f64 {
 
 /// Deploys `names` at once through the API and waits for each `complete`.
 async fn deploy(daemon: &Daemon, names: &[String]) {
-    let ids: Vec<String> =
-        futures::future::join_all(names.iter().map(|n| daemon.api_deploy(n))).await;
-    futures::future::join_all(ids.iter().map(|id| async move {
-        let stream = yard_testkit::http()
-            .get(format!("{}/api/status/{id}", daemon.url()))
-            .bearer_auth(daemon.token())
-            .send()
-            .await
-            .unwrap()
-            .bytes_stream();
-        let body: Vec<u8> = stream.map(|chunk| chunk.unwrap().to_vec()).concat().await;
-        let body = String::from_utf8(body).unwrap();
-        assert!(body.contains("event: complete"), "{body}");
-    }))
-    .await;
-}
-
-struct Load {
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
+    let ids = futures::future::join_all(names.iter().map(|n| daemon.api_deploy(n))).await;
+    futures::future::join_all(ids.iter().map(|id| daemon.wait_complete(id))).await;
 }
 
 /// `CLIENTS` clients sending `GET path` back to back for `RUN`: with the
 /// admin token, or to stack `stack`'s address.
-async fn load(daemon: &Daemon, path: &str, stack: Option<&str>) -> Load {
-    let client = yard_testkit::http();
-    let deadline = Instant::now() + RUN;
+async fn measure(daemon: &Daemon, path: &str, stack: Option<&str>) -> Load {
     let url = format!("{}{path}", daemon.url());
     let host = stack.map(|s| format!("{s}.localhost:{}", daemon.port()));
     let token = daemon.token();
-    let workers = (0..CLIENTS).map(|_| {
-        let (client, url, host, token) = (client.clone(), url.clone(), host.clone(), token.clone());
-        tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let started = Instant::now();
-                let request = match &host {
-                    Some(host) => client.get(&url).header("host", host),
-                    None => client.get(&url).bearer_auth(&token),
-                };
-                let response = request.send().await.unwrap();
-                assert_eq!(response.status(), 200);
-                response.bytes().await.unwrap();
-                latencies.push(started.elapsed());
-            }
-            latencies
-        })
-    });
-    let mut latencies: Vec<Duration> = futures::future::join_all(workers)
-        .await
-        .into_iter()
-        .flat_map(Result::unwrap)
-        .collect();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Load {
-        per_second: latencies.len() as f64 / RUN.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-    }
-}
-
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
+    load(CLIENTS, RUN, move |client| match &host {
+        Some(host) => client.get(&url).header("host", host),
+        None => client.get(&url).bearer_auth(&token),
+    })
+    .await
 }
 
 /// `count` containers of the stack image with `docker volume create` and
