@@ -89,10 +89,8 @@ impl AgentStatus {
         }
     }
 
-    /// Its container may exist and run.
-    pub const fn is_live(self) -> bool {
-        matches!(self, Self::Starting | Self::Running)
-    }
+    /// The statuses in which its container may exist and run.
+    pub const LIVE: [Self; 2] = [Self::Starting, Self::Running];
 }
 
 impl fmt::Display for AgentStatus {
@@ -176,6 +174,9 @@ mod tests {
         for status in AgentStatus::ALL {
             assert_eq!(status.as_str().parse::<AgentStatus>(), Ok(status));
         }
-        assert!(AgentStatus::Running.is_live() && !AgentStatus::Exited.is_live());
+        assert!(
+            AgentStatus::LIVE.contains(&AgentStatus::Running)
+                && !AgentStatus::LIVE.contains(&AgentStatus::Exited)
+        );
     }
 }

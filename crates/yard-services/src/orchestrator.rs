@@ -718,11 +718,7 @@ impl Orchestrator {
         let live = self
             .inner
             .store
-            .agents_of_owner_with_status(
-                &self.inner.config.instance,
-                &owner.id,
-                &[AgentStatus::Starting, AgentStatus::Running],
-            )
+            .agents_of_owner_with_status(&self.inner.config.instance, &owner.id, &AgentStatus::LIVE)
             .await?;
         let mut stopped = Vec::with_capacity(live.len());
         for agent in live {
@@ -738,7 +734,7 @@ impl Orchestrator {
         let stopped = self
             .transition(
                 id,
-                &[AgentStatus::Starting, AgentStatus::Running],
+                &AgentStatus::LIVE,
                 AgentStatus::Stopped,
                 None,
                 Some(reason),
@@ -814,10 +810,7 @@ impl Orchestrator {
     async fn live(&self) -> Result<Vec<Agent>, StoreError> {
         self.inner
             .store
-            .agents_with_status(
-                &self.inner.config.instance,
-                &[AgentStatus::Starting, AgentStatus::Running],
-            )
+            .agents_with_status(&self.inner.config.instance, &AgentStatus::LIVE)
             .await
     }
 
@@ -832,7 +825,7 @@ impl Orchestrator {
             let moved = self
                 .transition(
                     &agent.id,
-                    &[AgentStatus::Starting, AgentStatus::Running],
+                    &AgentStatus::LIVE,
                     AgentStatus::Stopped,
                     None,
                     Some(reason.to_owned()),

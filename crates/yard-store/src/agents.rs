@@ -73,9 +73,6 @@ fn status_list(statuses: &[AgentStatus]) -> String {
     format!("({})", quoted.join(", "))
 }
 
-/// The statuses in which an agent's container may exist and run.
-const LIVE: [AgentStatus; 2] = [AgentStatus::Starting, AgentStatus::Running];
-
 /// A change of an agent's status, applied only from the statuses given.
 #[derive(Debug, Clone)]
 pub struct AgentTransition<'a> {
@@ -202,7 +199,7 @@ impl Store {
             "SELECT {COLUMNS} FROM agents WHERE token_hash = $1 AND status IN {} \
              AND EXISTS (SELECT 1 FROM api_tokens t \
                          WHERE t.owner_id = agents.owner_id AND t.revoked_at IS NULL)",
-            status_list(&LIVE)
+            status_list(&AgentStatus::LIVE)
         ));
         sqlx::query_as::<_, AgentRow>(sql)
             .bind(token_hash)
@@ -280,7 +277,7 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*), COALESCE(SUM(CASE WHEN owner_id = $2 THEN 1 ELSE 0 END), 0) \
              FROM agents WHERE instance = $1 AND status IN {}",
-            status_list(&LIVE)
+            status_list(&AgentStatus::LIVE)
         ));
         Ok(sqlx::query_as::<_, (i64, i64)>(sql)
             .bind(instance)
