@@ -371,7 +371,7 @@ impl DockerEngine {
     }
 
     fn endpoint_at(&self, host_port: u16) -> Endpoint {
-        Endpoint(format!("{}:{host_port}", self.config.publish_ip))
+        Endpoint::http(format!("{}:{host_port}", self.config.publish_ip))
     }
 
     /// The last lines the container printed, for failure messages.
@@ -395,11 +395,14 @@ impl DockerEngine {
     /// `true` when the stack at `endpoint` answers HTTP with a status below
     /// 500 within two seconds: a server error is not ready.
     async fn answers(&self, endpoint: &Endpoint) -> bool {
-        let Ok(uri) = format!("http://{endpoint}/").parse::<hyper::Uri>() else {
+        let Ok(request) = hyper::Request::get(endpoint.url("/"))
+            .header(hyper::header::HOST, endpoint.host_header())
+            .body(Empty::new())
+        else {
             return false;
         };
         matches!(
-            tokio::time::timeout(Duration::from_secs(2), self.probe.get(uri)).await,
+            tokio::time::timeout(Duration::from_secs(2), self.probe.request(request)).await,
             Ok(Ok(response)) if response.status().as_u16() < 500
         )
     }

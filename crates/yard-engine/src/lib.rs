@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use tokio::io::AsyncWrite;
 use yard_core::{AgentId, StackName};
+pub use yard_core::{Endpoint, Scheme};
 
 pub use docker::{DockerConfig, DockerEngine, KEPT_CAPABILITIES};
 
@@ -125,30 +126,30 @@ pub struct StackSpec {
     pub limits: ResourceLimits,
 }
 
-/// Where the yard reaches a running stack's HTTP port, as `host:port`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Endpoint(pub String);
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The kinds of thing a stack owns on a backend.
+/// The kinds of thing a stack owns on a backend: Docker's containers,
+/// networks and volumes, Swarm's services, Dokploy's projects,
+/// applications and domains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceKind {
     Container,
+    Service,
     Network,
     Volume,
+    Project,
+    Application,
+    Domain,
 }
 
 impl fmt::Display for ResourceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Container => "container",
+            Self::Service => "service",
             Self::Network => "network",
             Self::Volume => "volume",
+            Self::Project => "project",
+            Self::Application => "application",
+            Self::Domain => "domain",
         })
     }
 }
@@ -209,15 +210,20 @@ pub trait Engine: Send + Sync + fmt::Debug {
     /// Answers when the backend does.
     async fn ping(&self) -> Result<(), EngineError>;
 
-    /// Step "project": where the stack lives (its network, shared or its
-    /// own, and its data volume).
+    /// Step "project": where the stack lives (a network, a data volume, a
+    /// Dokploy project: whatever the backend groups a stack's parts in).
     async fn ensure_project(&self, spec: &StackSpec) -> Result<(), EngineError>;
 
-    /// Step "application": the stack's container, created but not started.
+    /// Step "application": what runs the stack, defined but not yet
+    /// necessarily running (a created container, a service, a Dokploy
+    /// application with its image, environment and domain).
     async fn ensure_application(&self, spec: &StackSpec) -> Result<(), EngineError>;
 
-    /// Step "deploy": starts the application and waits until it answers
-    /// HTTP, at most `timeout`. Returns where it answers.
+    /// Step "deploy": runs the application and waits until it is ready, at
+    /// most `timeout`. Readiness and where the stack answers are the
+    /// backend's business (a published port, a service name, a domain);
+    /// ready means an HTTP status below 500, or the image's own health
+    /// check where it has one.
     async fn deploy(&self, spec: &StackSpec, timeout: Duration) -> Result<Endpoint, EngineError>;
 
     /// Where a stack answers now; `None` when it is not running.

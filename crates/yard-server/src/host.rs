@@ -23,7 +23,7 @@ use axum::response::{Html, IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use yard_engine::Endpoint;
+use yard_core::{Endpoint, Scheme};
 use yard_services::Route;
 use yard_services::auth::TOKEN_PREFIX;
 
@@ -114,7 +114,27 @@ async fn proxy(
     mut request: Request,
 ) -> Response {
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-    let Ok(uri) = format!("http://{endpoint}{path}").parse::<Uri>() else {
+    if endpoint.scheme() == Scheme::Https {
+        // A stack its backend serves over TLS under its own domain (Dokploy
+        // behind Traefik) is reached there, not through the yard.
+        let target = match endpoint.host() {
+            Some(host) => format!("https://{host}{path}"),
+            None => endpoint.url(path),
+        };
+        return match HeaderValue::from_str(&target) {
+            Ok(location) => (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response(),
+            Err(_) => page(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "The request path is not valid.",
+            ),
+        };
+    }
+    let Ok(uri) = endpoint.url(path).parse::<Uri>() else {
         return page(
             StatusCode::BAD_REQUEST,
             "Bad request",
@@ -134,6 +154,10 @@ async fn proxy(
     }
     if let Some(host) = original_host {
         headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+    }
+    // A stack behind a shared reverse proxy is picked by its own Host.
+    if let Some(host) = endpoint.host().and_then(|h| HeaderValue::from_str(h).ok()) {
+        headers.insert(header::HOST, host);
     }
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
