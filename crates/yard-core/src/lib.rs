@@ -9,6 +9,8 @@
 pub mod access;
 pub mod address;
 pub mod agent;
+pub mod audit;
+pub mod credentials;
 pub mod deployment;
 pub mod endpoint;
 pub mod health;
@@ -20,6 +22,8 @@ pub mod policy;
 pub use access::{Actor, Owner, Person, Role};
 pub use address::StackAddressing;
 pub use agent::{Agent, AgentId, AgentStatus};
+pub use audit::AuditEntry;
+pub use credentials::{SessionRecord, TokenRecord};
 pub use deployment::{Deployment, DeploymentId, DeploymentStatus, Timestamp, TransitionError};
 pub use endpoint::{Endpoint, Scheme};
 pub use health::{HealthReport, StackHealth};

@@ -8,6 +8,7 @@
 //! exist. Every `ensure_*` step is idempotent: it adopts what a previous,
 //! interrupted run already made instead of making a second one.
 
+pub mod backend;
 pub mod docker;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use tokio::io::AsyncWrite;
 use yard_core::{AgentId, StackName};
 pub use yard_core::{Endpoint, Scheme};
 
+pub use backend::{Backend, BackendConfig, BackendKind};
 pub use docker::{DockerConfig, DockerEngine, KEPT_CAPABILITIES};
 
 /// Label on everything the yard creates.

@@ -9,8 +9,6 @@
 //! reach only the agent itself and the agents it spawned; a person's token
 //! reaches that person's agents (an admin's, all).
 
-use std::time::{Duration, Instant};
-
 use futures::StreamExt;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
@@ -253,7 +251,7 @@ impl YardTools {
         &self,
         Parameters(input): Parameters<DeploymentInput>,
     ) -> CallToolResult {
-        match self.deployer.store().deployment(&input.deployment_id).await {
+        match self.deployer.deployment(&input.deployment_id).await {
             Ok(Some(d)) => ok(&DeploymentView::from(&d)),
             Ok(None) => failed(format!(
                 "there is no deployment with id {:?}; list_deployments shows them",
@@ -267,7 +265,7 @@ impl YardTools {
         description = "The 100 most recent deployments, newest first, with their status and URL."
     )]
     async fn list_deployments(&self) -> CallToolResult {
-        match self.deployer.store().deployments(100).await {
+        match self.deployer.history(100).await {
             Ok(deployments) => ok(&DeploymentList {
                 deployments: deployments.iter().map(DeploymentView::from).collect(),
             }),
@@ -309,33 +307,18 @@ impl YardTools {
         description = "Checks that the yard's store and its container engine answer, and how long each took (milliseconds)."
     )]
     async fn test_api_connections(&self) -> CallToolResult {
-        let started = Instant::now();
-        let store = self.deployer.store().ping().await;
-        let store_time = started.elapsed();
-        let started = Instant::now();
-        let engine = self.deployer.engine().ping().await;
-        let engine_time = started.elapsed();
-        let check = |name: String, result: Result<(), String>, took: Duration| ConnectionCheck {
-            name,
-            ok: result.is_ok(),
-            latency_ms: took.as_secs_f64() * 1e3,
-            error: result.err(),
-        };
-        let checks = vec![
-            check(
-                format!(
-                    "store ({})",
-                    format!("{:?}", self.deployer.store().backend()).to_lowercase()
-                ),
-                store.map_err(|e| e.to_string()),
-                store_time,
-            ),
-            check(
-                format!("engine ({})", self.deployer.engine().backend()),
-                engine.map_err(|e| e.to_string()),
-                engine_time,
-            ),
-        ];
+        let checks: Vec<ConnectionCheck> = self
+            .deployer
+            .check_connections()
+            .await
+            .into_iter()
+            .map(|check| ConnectionCheck {
+                name: check.name,
+                ok: check.result.is_ok(),
+                latency_ms: check.took.as_secs_f64() * 1e3,
+                error: check.result.err(),
+            })
+            .collect();
         ok(&json!({ "checks": checks }))
     }
 

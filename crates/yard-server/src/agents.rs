@@ -233,12 +233,12 @@ pub(crate) async fn attach(
 /// Copies between the WebSocket and the agent until either side ends.
 async fn relay(
     socket: WebSocket,
-    io: yard_engine::AgentIo,
+    io: yard_services::AgentIo,
     id: AgentId,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let (mut to_client, mut from_client) = socket.split();
-    let yard_engine::AgentIo {
+    let yard_services::AgentIo {
         mut output,
         mut input,
     } = io;

@@ -125,7 +125,7 @@ pub(crate) async fn list_deployments(
     QueryArgs(params): QueryArgs<ListParams>,
 ) -> Result<Json<DeploymentList>, AppError> {
     let limit = i64::from(params.limit.unwrap_or(100).clamp(1, 1000));
-    let deployments = state.deployer.store().deployments(limit).await?;
+    let deployments = state.deployer.history(limit).await?;
     Ok(Json(DeploymentList {
         deployments: deployments.iter().map(DeploymentView::from).collect(),
     }))
@@ -150,7 +150,6 @@ pub(crate) async fn get_deployment(
 ) -> Result<Json<DeploymentView>, AppError> {
     let deployment = state
         .deployer
-        .store()
         .deployment(&id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("there is no deployment with id {id:?}")))?;

@@ -13,9 +13,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use yard_api::ErrorCode;
 use yard_core::{Actor, Person, Role};
-use yard_services::auth::authenticate;
-use yard_services::sessions::{self, SessionScope};
-use yard_store::{SessionRecord, TokenRecord};
+use yard_core::{SessionRecord, TokenRecord};
+use yard_services::sessions::SessionScope;
 
 use crate::AppState;
 use crate::error::AppError;
@@ -191,11 +190,11 @@ pub(crate) async fn portal_session(
     let Some(secret) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    Ok(
-        sessions::session(state.deployer.store(), secret, &SessionScope::Portal)
-            .await?
-            .map(|(session, token)| (secret.to_owned(), session, token)),
-    )
+    Ok(state
+        .access
+        .session(secret, &SessionScope::Portal)
+        .await?
+        .map(|(session, token)| (secret.to_owned(), session, token)))
 }
 
 /// Lets the request through only with an active token or a live session
@@ -206,7 +205,9 @@ pub(crate) async fn require_token(
     next: Next,
 ) -> Result<Response, AppError> {
     let token = match bearer(request.headers()) {
-        Some(token) => authenticate(state.deployer.store(), token)
+        Some(token) => state
+            .access
+            .authenticate(token)
             .await?
             .ok_or_else(AppError::unauthorized)?,
         None => {

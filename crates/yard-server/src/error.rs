@@ -9,8 +9,8 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use yard_api::{ApiError, ErrorCode};
-use yard_engine::EngineError;
 use yard_git::GitError;
+use yard_services::EngineError;
 use yard_services::auth::TokenError;
 use yard_services::repo_roots::RepoPathError;
 use yard_services::{DeployError, OrchestratorError};
@@ -186,8 +186,8 @@ impl From<TokenError> for AppError {
     }
 }
 
-impl From<yard_store::StoreError> for AppError {
-    fn from(e: yard_store::StoreError) -> Self {
+impl From<yard_services::StoreError> for AppError {
+    fn from(e: yard_services::StoreError) -> Self {
         Self::internal(e)
     }
 }

@@ -20,7 +20,7 @@ use crate::AppState;
     )
 )]
 pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (status, code, active) = match state.deployer.store().count_active().await {
+    let (status, code, active) = match state.deployer.count_active().await {
         Ok(active) => ("healthy", StatusCode::OK, active),
         Err(e) => {
             tracing::warn!(error = %e, "health check: the store does not answer");

@@ -44,7 +44,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use yard_api::ErrorCode;
-use yard_services::{Deployer, EventBus, Gatekeeper, Orchestrator};
+use yard_services::{Access, Deployer, EventBus, Gatekeeper, Orchestrator};
 
 pub use error::AppError;
 pub use extract::{MAX_BODY_BYTES, MAX_HOOK_BODY_BYTES};
@@ -52,6 +52,7 @@ pub use extract::{MAX_BODY_BYTES, MAX_HOOK_BODY_BYTES};
 /// The services the server puts on the wire.
 #[derive(Debug, Clone)]
 pub struct Services {
+    pub access: Access,
     pub deployer: Deployer,
     pub orchestrator: Orchestrator,
     pub gatekeeper: Gatekeeper,
@@ -76,6 +77,7 @@ pub struct HttpSettings {
 /// What every handler can reach; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    pub access: Access,
     pub deployer: Deployer,
     pub orchestrator: Orchestrator,
     pub gatekeeper: Gatekeeper,
@@ -90,6 +92,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(services: Services, settings: HttpSettings, shutdown: CancellationToken) -> Self {
         Self {
+            access: services.access,
             deployer: services.deployer,
             orchestrator: services.orchestrator,
             gatekeeper: services.gatekeeper,

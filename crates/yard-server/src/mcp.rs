@@ -11,7 +11,7 @@ use axum::response::Response;
 use yard_api::ErrorCode;
 use yard_core::Actor;
 use yard_mcp::HttpGuard;
-use yard_services::auth::{self, authenticate};
+use yard_services::auth::{self};
 use yard_services::orchestrator::AGENT_TOKEN_PREFIX;
 
 use crate::AppState;
@@ -47,7 +47,9 @@ async fn identify(
             .authenticate(token)
             .await?
             .map(|agent| Actor::Agent(Box::new(agent))),
-        Some(token) => authenticate(state.deployer.store(), token)
+        Some(token) => state
+            .access
+            .authenticate(token)
             .await?
             .map(|token| Actor::Person(auth::person(&token))),
         None => None,

@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use yard_api::{ApiError, SessionView, SignInRequest, rfc3339};
-use yard_services::sessions::{self, NewSession, SESSION_LIFETIME};
-use yard_store::{SessionRecord, TokenRecord};
+use yard_core::{SessionRecord, TokenRecord};
+use yard_services::sessions::{NewSession, SESSION_LIFETIME};
 
 use crate::AppState;
 use crate::auth::{SESSION_COOKIE, SameSite, check_csrf, check_origin, portal_session, set_cookie};
@@ -54,7 +54,9 @@ pub(crate) async fn sign_in(
         secret,
         session,
         token,
-    } = sessions::sign_in(state.deployer.store(), &request.token)
+    } = state
+        .access
+        .sign_in(&request.token)
         .await?
         .ok_or_else(|| {
             AppError::client(
@@ -119,7 +121,7 @@ pub(crate) async fn sign_out(
         .await?
         .ok_or_else(not_signed_in)?;
     check_csrf(&method, &headers, &session, &state.settings.portal_url)?;
-    sessions::sign_out(state.deployer.store(), &secret).await?;
+    state.access.sign_out(&secret).await?;
     tracing::info!(token = %token.name, "signed out");
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(

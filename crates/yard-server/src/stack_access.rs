@@ -16,9 +16,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use yard_api::ApiError;
 use yard_core::StackName;
-use yard_services::auth::{self, TOKEN_PREFIX, authenticate};
-use yard_services::sessions::{self, SESSION_LIFETIME, SessionScope};
-use yard_store::TokenRecord;
+use yard_core::TokenRecord;
+use yard_services::auth::{self, TOKEN_PREFIX};
+use yard_services::sessions::{SESSION_LIFETIME, SessionScope};
 
 use crate::AppState;
 use crate::auth::{Principal, SameSite, bearer, cookie, set_cookie};
@@ -52,8 +52,7 @@ pub(crate) async fn admit(
             .map(str::to_owned);
         return Err(hand_over(state, &name, ticket, request.headers()).await);
     }
-    let store = state.deployer.store();
-    let owner = match store.live_deployment(&name).await {
+    let owner = match state.deployer.live_stack(&name).await {
         Ok(Some(deployment)) => deployment.owner,
         // No such stack: the router says so.
         Ok(None) => return Ok(request),
@@ -62,14 +61,18 @@ pub(crate) async fn admit(
     let allowed = |token: &TokenRecord| auth::person(token).may_manage(owner.as_ref());
 
     if let Some(token) = bearer(request.headers()).filter(|t| t.starts_with(TOKEN_PREFIX)) {
-        return match authenticate(store, token).await {
+        return match state.access.authenticate(token).await {
             Ok(Some(token)) if allowed(&token) => Ok(request),
             Ok(_) => Err(refusal(state, &name)),
             Err(e) => Err(AppError::from(e).into_response()),
         };
     }
     if let Some(secret) = cookie(request.headers(), STACK_COOKIE) {
-        match sessions::session(store, secret, &SessionScope::Stack(name.clone())).await {
+        match state
+            .access
+            .session(secret, &SessionScope::Stack(name.clone()))
+            .await
+        {
             Ok(Some((_, token))) if allowed(&token) => return Ok(request),
             Ok(_) => {}
             Err(e) => return Err(AppError::from(e).into_response()),
@@ -107,7 +110,7 @@ async fn hand_over(
     headers: &HeaderMap,
 ) -> Response {
     let redeemed = match &ticket {
-        Some(ticket) => sessions::redeem_ticket(state.deployer.store(), ticket, name).await,
+        Some(ticket) => state.access.redeem_ticket(ticket, name).await,
         None => Ok(None),
     };
     match redeemed {
@@ -166,8 +169,7 @@ pub(crate) async fn open(
     let name = StackName::from_trusted(name.trim().to_lowercase());
     let deployment = state
         .deployer
-        .store()
-        .live_deployment(&name)
+        .live_stack(&name)
         .await?
         .ok_or_else(|| AppError::not_found(format!("there is no stack named {name:?}")))?;
     if !state.settings.protect_stacks {
@@ -180,7 +182,7 @@ pub(crate) async fn open(
             format!("stack {name:?} is open only to its owner and admins"),
         ));
     }
-    let ticket = sessions::issue_ticket(state.deployer.store(), caller.0, &name).await?;
+    let ticket = state.access.issue_ticket(caller.0, &name).await?;
     let url = format!(
         "{}{HANDOVER_PATH}?ticket={ticket}",
         deployment.url.trim_end_matches('/')

@@ -10,8 +10,8 @@ use yard_api::{
     rfc3339,
 };
 use yard_core::Role;
-use yard_services::auth::{self, NewToken};
-use yard_store::TokenRecord;
+use yard_core::TokenRecord;
+use yard_services::auth::NewToken;
 
 use crate::AppState;
 use crate::auth::Principal;
@@ -52,7 +52,7 @@ pub(crate) async fn list(
     Extension(caller): Extension<Principal>,
 ) -> Result<Json<TokenList>, AppError> {
     caller.require_admin()?;
-    let tokens = state.deployer.store().active_tokens().await?;
+    let tokens = state.access.tokens().await?;
     Ok(Json(TokenList {
         tokens: tokens.iter().map(view).collect(),
     }))
@@ -85,15 +85,14 @@ pub(crate) async fn create(
         Some(TokenRoleView::Admin) => Role::Admin,
         Some(TokenRoleView::User) | None => Role::User,
     };
-    let issued = auth::create_token(
-        state.deployer.store(),
-        &NewToken {
+    let issued = state
+        .access
+        .create_token(&NewToken {
             name: request.name,
             role,
             takes_over: request.takes_over,
-        },
-    )
-    .await?;
+        })
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -138,7 +137,7 @@ pub(crate) async fn revoke(
     QueryArgs(params): QueryArgs<RevokeParams>,
 ) -> Result<Json<RevokedToken>, AppError> {
     caller.require_admin()?;
-    let revoked = auth::revoke_token(state.deployer.store(), &key).await?;
+    let revoked = state.access.revoke_token(&key).await?;
     let stopped = if params.keep_agents {
         Vec::new()
     } else {

@@ -89,6 +89,16 @@ pub enum Route {
     Ready(Endpoint),
 }
 
+/// Whether one thing the deployer depends on answers.
+#[derive(Debug, Clone)]
+pub struct ConnectionCheck {
+    /// What was checked, e.g. `store (sqlite)`, `engine (docker)`.
+    pub name: String,
+    /// `Err` with what is wrong.
+    pub result: Result<(), String>,
+    pub took: Duration,
+}
+
 /// The deployer; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Deployer {
@@ -140,12 +150,46 @@ impl Deployer {
         }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// How many deployments are live (under way or completed).
+    pub async fn count_active(&self) -> Result<u64, DeployError> {
+        Ok(self.inner.store.count_active().await?)
     }
 
-    pub fn engine(&self) -> &Arc<dyn Engine> {
-        &self.inner.engine
+    /// The `limit` most recent deployments, newest first.
+    pub async fn history(&self, limit: i64) -> Result<Vec<Deployment>, DeployError> {
+        Ok(self.inner.store.deployments(limit).await?)
+    }
+
+    /// The deployment `id`, if there is one.
+    pub async fn deployment(&self, id: &str) -> Result<Option<Deployment>, DeployError> {
+        Ok(self.inner.store.deployment(id).await?)
+    }
+
+    /// The live deployment of the stack `name`, if there is one.
+    pub async fn live_stack(&self, name: &StackName) -> Result<Option<Deployment>, DeployError> {
+        Ok(self.inner.store.live_deployment(name).await?)
+    }
+
+    /// Whether the store and the backend answer, and how long each took.
+    pub async fn check_connections(&self) -> Vec<ConnectionCheck> {
+        let started = std::time::Instant::now();
+        let store = self.inner.store.ping().await.map_err(|e| e.to_string());
+        let store = ConnectionCheck {
+            name: format!(
+                "store ({})",
+                format!("{:?}", self.inner.store.backend()).to_lowercase()
+            ),
+            result: store,
+            took: started.elapsed(),
+        };
+        let started = std::time::Instant::now();
+        let engine = self.inner.engine.ping().await.map_err(|e| e.to_string());
+        let engine = ConnectionCheck {
+            name: format!("engine ({})", self.inner.engine.backend()),
+            result: engine,
+            took: started.elapsed(),
+        };
+        vec![store, engine]
     }
 
     pub fn config(&self) -> &DeployerConfig {

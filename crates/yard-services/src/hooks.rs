@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 use yard_core::{AgentId, HookFacts, Policy, PolicyError, Verdict};
-use yard_store::{AuditEntry, Store, StoreError};
+use yard_core::AuditEntry;
+use yard_store::{Store, StoreError};
 
 use crate::now;
 

@@ -1,10 +1,15 @@
 //! The yard's services: what happens between a request and the backends.
 //!
 //! Services own no I/O of their own kind: they persist through `yard-store`,
-//! act on containers through `yard-engine`, and announce every change on the
+//! act on backends through `yard-engine`, and announce every change on the
 //! [`EventBus`], which feeds every live view (SSE today). Nothing polls the
 //! store for changes.
+//!
+//! API boundary: the services are all the server, MCP and the CLI see. No
+//! service hands out its store or its engine; a question the server needs
+//! answered is a method here.
 
+pub mod access;
 pub mod agent_images;
 pub mod auth;
 pub mod bus;
@@ -21,10 +26,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use yard_core::Timestamp;
 
+pub use access::Access;
 pub use bus::{EventBus, YardEvent};
+/// What can go wrong underneath the services, named here so callers need
+/// neither the store nor the engine crate.
+pub use yard_engine::{AgentIo, EngineError};
+pub use yard_store::StoreError;
 pub use datadir::DataDir;
 pub use deployer::{
-    DeployError, Deployer, DeployerConfig, HealingConfig, NameAvailability, RestartPolicy, Route,
+    ConnectionCheck, DeployError, Deployer, DeployerConfig, HealingConfig, NameAvailability, RestartPolicy, Route,
 };
 pub use hooks::{Gatekeeper, PolicyWatch};
 pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};

@@ -14,7 +14,8 @@ use std::fmt;
 use std::time::Duration;
 
 use yard_core::{StackName, Timestamp};
-use yard_store::{SessionRecord, Store, StoreError, TokenRecord};
+use yard_core::{SessionRecord, TokenRecord};
+use yard_store::{Store, StoreError};
 
 use crate::auth::{authenticate, hash_token, random_secret};
 use crate::now;

@@ -1,6 +1,6 @@
 //! Agents and their hook audit trail in the store.
 
-use yard_core::{Agent, AgentId, AgentStatus, Decision, Owner, Timestamp};
+use yard_core::{Agent, AgentId, AgentStatus, AuditEntry, Decision, Owner, Timestamp};
 
 use crate::{Store, StoreError};
 
@@ -81,23 +81,6 @@ pub struct AgentTransition<'a> {
     pub exit_code: Option<i64>,
     pub message: Option<String>,
     pub now: Timestamp,
-}
-
-/// One recorded hook call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEntry {
-    pub id: String,
-    pub agent_id: AgentId,
-    pub event: String,
-    pub tool: Option<String>,
-    pub subject: Option<String>,
-    /// The start of the call's tool input, as JSON (bounded by the caller).
-    pub input: Option<String>,
-    pub decision: Decision,
-    pub asked: bool,
-    pub rule: String,
-    pub reason: String,
-    pub created_at: Timestamp,
 }
 
 #[derive(sqlx::FromRow)]

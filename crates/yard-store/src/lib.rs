@@ -18,9 +18,7 @@ use std::time::Duration;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 
-pub use agents::{AgentTransition, AuditEntry};
-pub use sessions::SessionRecord;
-pub use tokens::TokenRecord;
+pub use agents::AgentTransition;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

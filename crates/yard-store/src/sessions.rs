@@ -1,22 +1,10 @@
 //! Sessions in the store: made from a token, found by the SHA-256 hash of
 //! their secret, and only while both the session and its token are alive.
 
-use yard_core::Timestamp;
+use yard_core::{SessionRecord, Timestamp, TokenRecord};
 
 use crate::tokens::TokenRow;
-use crate::{Store, StoreError, TokenRecord};
-
-/// A session as the store knows it (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    /// The token the session was made from.
-    pub token_id: String,
-    /// What the session opens: `portal`, `stack:NAME` or `ticket:NAME`.
-    pub scope: String,
-    pub csrf_token: String,
-    pub created_at: Timestamp,
-    pub expires_at: Timestamp,
-}
+use crate::{Store, StoreError};
 
 #[derive(sqlx::FromRow)]
 struct SessionRow {

@@ -1,22 +1,9 @@
 //! API tokens in the store: only their SHA-256 hashes, never the tokens.
 //! One active token per name: the database refuses a second.
 
-use yard_core::{Owner, Role, Timestamp};
+use yard_core::{Timestamp, TokenRecord};
 
 use crate::{Store, StoreError};
-
-/// A token as the store knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    pub id: String,
-    pub name: String,
-    pub role: Role,
-    /// The owner identity of what it makes: its own id, or the id of the
-    /// revoked token it took over from.
-    pub owner_id: String,
-    pub created_at: Timestamp,
-    pub revoked_at: Option<Timestamp>,
-}
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct TokenRow {
@@ -43,16 +30,6 @@ impl TryFrom<TokenRow> for TokenRecord {
             created_at: Timestamp(row.created_at),
             revoked_at: row.revoked_at.map(Timestamp),
         })
-    }
-}
-
-impl TokenRecord {
-    /// The owner of what this token makes.
-    pub fn owner(&self) -> Owner {
-        Owner {
-            id: self.owner_id.clone(),
-            name: self.name.clone(),
-        }
     }
 }
 

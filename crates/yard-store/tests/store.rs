@@ -5,7 +5,8 @@
 
 use yard_core::{Deployment, DeploymentStatus, StackName, Timestamp};
 use yard_core::{Owner, Role};
-use yard_store::{SessionRecord, Store, StoreError, TokenRecord};
+use yard_core::{SessionRecord, TokenRecord};
+use yard_store::{Store, StoreError};
 
 /// Runs `check` on a fresh SQLite store, then on a fresh PostgreSQL one.
 async fn on_each_backend<F, Fut>(check: F)
@@ -525,7 +526,7 @@ async fn agents_move_only_from_the_statuses_given() {
 
 #[tokio::test]
 async fn hook_calls_are_audited_per_agent() {
-    use yard_store::AuditEntry;
+    use yard_core::AuditEntry;
     on_each_backend(|store| async move {
         let a = agent("bbbb0001", yard_core::AgentStatus::Running);
         store.insert_agent(&a, "hash-c").await.unwrap();

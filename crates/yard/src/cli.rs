@@ -276,7 +276,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "YARD_DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,
     /// Where stacks run.
-    #[arg(long, env = "YARD_BACKEND", default_value = "docker", value_parser = ["docker"])]
+    #[arg(long, env = "YARD_BACKEND", default_value = "docker", value_parser = ["docker", "swarm", "dokploy"])]
     pub(crate) backend: String,
     /// The parent domain of stack addresses: stack NAME answers at NAME.<domain>.
     #[arg(long, env = "YARD_DOMAIN", default_value = "localhost")]

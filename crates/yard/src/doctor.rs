@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::ExitCode;
 
-use yard_engine::{AgentRuntime, DockerConfig, DockerEngine, Engine};
+use yard_engine::{AgentRuntime, Backend, BackendKind, Engine};
 use yard_services::PolicyWatch;
 use yard_store::{Store, redact};
 
@@ -47,41 +47,13 @@ pub(crate) async fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         policy(&setup.policy, args.policy_required),
         git().await,
     ];
-    let mut docker = DockerConfig::new(setup.instance.clone());
-    docker.extra_labels = args.labels.iter().cloned().collect();
-    match DockerEngine::connect(docker) {
+    match crate::serve::backend_config(args, &setup).map(|config| Backend::connect(&config)) {
         Err(e) => findings.push(fail(
-            format!("engine: {e}"),
-            "start Docker, or set DOCKER_HOST",
+            format!("backend: {e}"),
+            "set YARD_BACKEND to docker, swarm or dokploy",
         )),
-        Ok(engine) => {
-            findings.push(match engine.ping().await {
-                Ok(()) => ok(format!(
-                    "engine: docker {}",
-                    engine.version().await.unwrap_or_default()
-                )),
-                Err(e) => fail(
-                    format!("engine: {e}"),
-                    "start Docker (systemctl start docker), or set DOCKER_HOST",
-                ),
-            });
-            for (what, image, variable) in [
-                ("stack image", &args.stack_image, "YARD_STACK_IMAGE"),
-                ("agent image", &args.agent_image, "YARD_AGENT_IMAGE"),
-            ] {
-                findings.push(match engine.image_exists(image).await {
-                    Ok(true) => ok(format!("{what}: {image}")),
-                    Ok(false) => warn(
-                        format!("{what}: {image} is not on the engine"),
-                        format!("build it (see deploy/ in the repository) or set {variable}"),
-                    ),
-                    Err(_) => warn(
-                        format!("{what}: cannot check {image}"),
-                        "fix the engine first",
-                    ),
-                });
-            }
-        }
+        Ok(Err(e)) => findings.push(fail(format!("backend: {e}"), "fix the backend's settings")),
+        Ok(Ok(backend)) => findings.extend(backend_findings(args, &backend).await),
     }
     findings.push(socket(&setup.socket).await);
 
@@ -216,4 +188,56 @@ async fn socket(path: &Path) -> Finding {
             "a yard died without cleaning up: start `yard serve` again (it replaces the stale socket)",
         ),
     }
+}
+
+/// The stacks' backend, and the local engine agents run on.
+async fn backend_findings(args: &ServeArgs, backend: &Backend) -> Vec<Finding> {
+    let mut findings = vec![match backend.stacks.ping().await {
+        Ok(()) => ok(format!("stacks: the {} backend answers", backend.kind)),
+        Err(e) => fail(
+            format!("stacks: {e}"),
+            match backend.kind {
+                BackendKind::Docker => "start Docker (systemctl start docker), or set DOCKER_HOST",
+                BackendKind::Swarm => {
+                    "point DOCKER_HOST at a swarm manager, or run `docker swarm init`"
+                }
+                BackendKind::Dokploy => "check DOKPLOY_URL and DOKPLOY_API_KEY",
+            },
+        ),
+    }];
+    let local = match backend.local.ping().await {
+        Ok(()) => ok(format!(
+            "agents: on the local engine, docker {}{}",
+            backend.local.version().await.unwrap_or_default(),
+            if backend.kind == BackendKind::Docker {
+                ""
+            } else {
+                " (agents' checkouts are local directories, so agents stay here whatever runs the stacks)"
+            }
+        )),
+        Err(e) => fail(
+            format!("agents: the local engine: {e}"),
+            "start Docker (systemctl start docker), or set DOCKER_HOST",
+        ),
+    };
+    findings.push(local);
+    let mut images = vec![("agent image", &args.agent_image, "YARD_AGENT_IMAGE")];
+    // Dokploy pulls the stack image itself; the others run local images.
+    if backend.kind != BackendKind::Dokploy {
+        images.insert(0, ("stack image", &args.stack_image, "YARD_STACK_IMAGE"));
+    }
+    for (what, image, variable) in images {
+        findings.push(match backend.local.image_exists(image).await {
+            Ok(true) => ok(format!("{what}: {image}")),
+            Ok(false) => warn(
+                format!("{what}: {image} is not on the engine"),
+                format!("build it (see deploy/ in the repository) or set {variable}"),
+            ),
+            Err(_) => warn(
+                format!("{what}: cannot check {image}"),
+                "fix the engine first",
+            ),
+        });
+    }
+    findings
 }

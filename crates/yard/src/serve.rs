@@ -1,42 +1,29 @@
-//! `yard serve`: wires the store, the engine, the services and the two
-//! listeners (TCP for people, a Unix socket for agents), converges with
-//! what the engine holds, then serves until SIGINT or SIGTERM.
+//! `yard serve`: turns the arguments into the yard's configuration, binds
+//! the two listeners (TCP for people, a Unix socket for agents), has the
+//! composition root (`yard-daemon`) build the yard, converge with what the
+//! backend holds, and serve until SIGINT or SIGTERM.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use yard_core::{NamePolicy, StackAddressing};
-use yard_engine::{DockerConfig, DockerEngine, ResourceLimits};
-use yard_server::{AppState, ConnectionLimits, HttpSettings, Services};
+use yard_daemon::{AgentSettings, BackendSource, DaemonConfig, Yard};
+use yard_engine::{BackendConfig, BackendKind, ResourceLimits};
+use yard_server::{ConnectionLimits, HttpSettings};
 use yard_services::agent_images::AgentImages;
-use yard_services::auth::{AdminToken, ensure_admin_token};
-use yard_services::orchestrator::{CacheVolume, ControlAccess};
+use yard_services::orchestrator::CacheVolume;
 use yard_services::repo_roots::RepoRoots;
-use yard_services::{
-    DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, HealingConfig, Orchestrator,
-    OrchestratorConfig, PolicyWatch, RestartPolicy,
-};
-use yard_store::{Store, redact};
+use yard_services::{DataDir, DeployerConfig, HealingConfig, RestartPolicy};
 
 use crate::cli::{ServeArgs, StackRestart};
 
-/// How long running deployments get to finish after a stop signal before
-/// they are left to resume at the next start.
-const DEPLOY_GRACE: Duration = Duration::from_secs(5);
-/// How long open connections get to finish after a stop signal.
-const CONNECTION_GRACE: Duration = Duration::from_secs(8);
-/// Agents are gone this soon after a stop signal.
-const AGENT_REMOVAL: Duration = Duration::from_secs(8);
 /// How long an agent gets between SIGTERM and SIGKILL when stopped.
 const AGENT_STOP_GRACE: Duration = Duration::from_secs(3);
-/// How many events the bus keeps for a slow subscriber.
-const BUS_CAPACITY: usize = 1024;
 /// How often the policy file is checked for changes.
 const POLICY_CHECK: Duration = Duration::from_secs(1);
 
@@ -56,10 +43,7 @@ impl Setup {
         let instance = data_dir
             .instance_id()
             .context("cannot read the instance id")?;
-        let database_url = args
-            .database_url
-            .clone()
-            .unwrap_or_else(|| Store::sqlite_url(data_dir.path()));
+        let database_url = yard_daemon::database_url(&data_dir, args.database_url.as_deref());
         let socket = args
             .socket
             .clone()
@@ -80,53 +64,70 @@ impl Setup {
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let setup = Setup::from_args(&args)?;
-    let policy = Arc::new(PolicyWatch::load(
-        setup.policy.clone(),
-        args.policy_required,
-    )?);
-    let store = Store::open(&setup.database_url).await?;
-    tracing::info!(store = %redact(&setup.database_url), data_dir = %setup.data_dir.path().display(), instance = %setup.instance, "store ready");
-    // After the store exists: SQLite makes its file with the umask's mode.
-    for path in setup
-        .data_dir
-        .tighten()
-        .context("cannot make the data directory private")?
-    {
-        tracing::warn!(path = %path.display(), "tightened: only the yard's user may read this now");
-    }
-    let repo_roots = repo_roots(&args, &setup)?;
-    match ensure_admin_token(&store, &setup.data_dir).await? {
-        AdminToken::Created(path) => {
-            tracing::info!(path = %path.display(), "new admin token written (mode 0600); the CLI reads it from there")
-        }
-        AdminToken::Existing(path) => {
-            tracing::info!(path = %path.display(), "admin token in place")
-        }
-    }
-
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let control = bind_control_socket(&setup.socket).await?;
     let socket_group = std::fs::metadata(&setup.socket)?.gid();
-
-    let mut docker = DockerConfig::new(setup.instance.clone());
-    docker.extra_labels = args.labels.iter().cloned().collect();
-    let engine = Arc::new(DockerEngine::connect(docker)?);
-    match engine.version().await {
-        Ok(version) => tracing::info!(backend = %args.backend, %version, "engine ready"),
+    let config = daemon_config(&args, &setup, addr, Some(socket_group))?;
+    let yard = match Yard::build(config).await {
+        Ok(yard) => yard,
         Err(e) => {
-            tracing::warn!(backend = %args.backend, error = %e, "engine not reachable yet; deployments and agents fail until it is")
+            let _ = std::fs::remove_file(&setup.socket);
+            return Err(e.into());
+        }
+    };
+    match yard.backend.stacks.ping().await {
+        Ok(()) => tracing::info!(backend = %yard.backend.kind, "backend ready"),
+        Err(e) => {
+            tracing::warn!(backend = %yard.backend.kind, error = %e, "backend not reachable yet; deployments fail until it is")
         }
     }
+    // Converge before taking requests: whatever a crash left is finished,
+    // rolled back or removed.
+    yard.converge().await;
 
-    let bus = EventBus::new(BUS_CAPACITY);
-    let deployer = Deployer::new(
-        store.clone(),
-        engine.clone(),
-        bus.clone(),
-        DeployerConfig {
+    setup
+        .data_dir
+        .write_listen_addr(&addr.to_string())
+        .context("cannot record the listen address")?;
+    tracing::info!(%addr, portal = %http_settings(&args, addr).portal_url, socket = %setup.socket.display(), "listening; open the portal in a browser and sign in with the admin token");
+    let stopping = CancellationToken::new();
+    tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            stop_signal().await;
+            tracing::info!("stopping: removing agents, finishing open requests");
+            stopping.cancel();
+        }
+    });
+    let served = yard.run(listener, control, stopping).await;
+    let _ = std::fs::remove_file(&setup.socket);
+    setup.data_dir.clear_listen_addr();
+    served.context("the server failed")?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The yard's whole configuration, from the arguments. `doctor` checks the
+/// same one `serve` would run.
+pub(crate) fn daemon_config(
+    args: &ServeArgs,
+    setup: &Setup,
+    addr: std::net::SocketAddr,
+    socket_group: Option<u32>,
+) -> anyhow::Result<DaemonConfig> {
+    let agent_images = if args.agent_images.is_empty() {
+        vec![args.agent_image.clone()]
+    } else {
+        args.agent_images.clone()
+    };
+    Ok(DaemonConfig {
+        data_dir: setup.data_dir.clone(),
+        database_url: args.database_url.clone(),
+        backend: BackendSource::Connect(backend_config(args, setup)?),
+        deployer: DeployerConfig {
             stack_image: args.stack_image.clone(),
             stack_port: args.stack_port,
             stack_env: args.stack_env.clone(),
@@ -152,22 +153,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 ..HealingConfig::default()
             },
         },
-    );
-    let agent_images = if args.agent_images.is_empty() {
-        vec![args.agent_image.clone()]
-    } else {
-        args.agent_images.clone()
-    };
-    let orchestrator = Orchestrator::new(
-        store.clone(),
-        engine,
-        bus.clone(),
-        Arc::clone(&policy),
-        OrchestratorConfig {
-            instance: setup.instance.clone(),
+        agents: AgentSettings {
             agent_image: args.agent_image.clone(),
             allowed_images: AgentImages::new(&agent_images).map_err(anyhow::Error::msg)?,
-            repo_roots,
+            repo_roots: repo_roots(args, setup)?,
             max_agents: args.max_agents,
             max_agents_per_owner: args.max_agents_per_owner,
             max_agents_total: args.max_agents_total,
@@ -176,12 +165,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 cpus: args.agent_cpus.0,
                 ..ResourceLimits::AGENT_DEFAULT
             },
-            checkouts_dir: setup.data_dir.path().join("checkouts"),
-            control: match &args.control_volume {
-                Some(volume) => ControlAccess::Volume(volume.clone()),
-                None => ControlAccess::SocketFile(setup.socket.clone()),
-            },
-            socket_group: Some(socket_group),
+            control_volume: args.control_volume.clone(),
+            socket_group,
             caches: if args.agent_caches.is_empty() {
                 CacheVolume::defaults()
             } else {
@@ -198,96 +183,28 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             },
             stop_grace: AGENT_STOP_GRACE,
         },
-    );
-    let gatekeeper = Gatekeeper::new(store.clone(), Arc::clone(&policy));
-
-    // Converge before taking requests: whatever a crash left is finished,
-    // rolled back or removed.
-    converge(&deployer, &orchestrator).await;
-    tokio::spawn({
-        let orchestrator = orchestrator.clone();
-        async move { orchestrator.learn_agent_image().await }
-    });
-    let stopping = CancellationToken::new();
-    let sweeper = tokio::spawn(sweep_periodically(
-        deployer.clone(),
-        args.reconcile_interval,
-        stopping.clone(),
-    ));
-    let policy_watch = tokio::spawn(Arc::clone(&policy).watch(POLICY_CHECK, stopping.clone()));
-    let stack_watch = tokio::spawn({
-        let deployer = deployer.clone();
-        let stopping = stopping.clone();
-        async move { deployer.watch(stopping).await }
-    });
-
-    setup
-        .data_dir
-        .write_listen_addr(&addr.to_string())
-        .context("cannot record the listen address")?;
-    let settings = http_settings(&args, addr);
-    tracing::info!(%addr, portal = %settings.portal_url, socket = %setup.socket.display(), "listening; open the portal in a browser and sign in with the admin token");
-
-    let state = AppState::new(
-        Services {
-            deployer: deployer.clone(),
-            orchestrator: orchestrator.clone(),
-            gatekeeper,
-            bus,
+        policy: setup.policy.clone(),
+        policy_required: args.policy_required,
+        policy_check: POLICY_CHECK,
+        socket: setup.socket.clone(),
+        http: http_settings(args, addr),
+        connection_limits: ConnectionLimits {
+            header_timeout: args.header_timeout,
         },
-        settings,
-        stopping.clone(),
-    );
-    tokio::spawn({
-        let stopping = stopping.clone();
-        let orchestrator = orchestrator.clone();
-        async move {
-            stop_signal().await;
-            tracing::info!("stopping: removing agents, finishing open requests");
-            stopping.cancel();
-            // Agents go at once, in parallel with draining connections.
-            orchestrator.stop_all(AGENT_REMOVAL).await;
-        }
-    });
-    let limits = ConnectionLimits {
-        header_timeout: args.header_timeout,
-    };
-    let tcp = yard_server::serve_tcp(
-        listener,
-        yard_server::app(state.clone()),
-        limits,
-        stopping.clone().cancelled_owned(),
-    );
-    let unix = yard_server::serve(
-        control,
-        yard_server::control_app(state),
-        limits,
-        stopping.clone().cancelled_owned(),
-    );
-    let served = tokio::select! {
-        (tcp, unix) = async { tokio::join!(tcp, unix) } => tcp.and(unix).context("the server failed"),
-        () = async {
-            stopping.cancelled().await;
-            tokio::time::sleep(CONNECTION_GRACE).await;
-        } => {
-            tracing::warn!("open connections did not finish in time; closing them");
-            Ok(())
-        }
-    };
-    stopping.cancel();
-    let _ = sweeper.await;
-    let _ = policy_watch.await;
-    let _ = stack_watch.await;
-    // Finishes (or, if the servers failed, does) what the signal started;
-    // removing what is already gone is quick.
-    orchestrator.stop_all(AGENT_REMOVAL).await;
-    deployer.shutdown(DEPLOY_GRACE).await;
-    let _ = std::fs::remove_file(&setup.socket);
-    setup.data_dir.clear_listen_addr();
-    store.close().await;
-    served?;
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+        reconcile_interval: args.reconcile_interval,
+    })
+}
+
+/// The backend `YARD_BACKEND` names, with what it needs.
+pub(crate) fn backend_config(args: &ServeArgs, setup: &Setup) -> anyhow::Result<BackendConfig> {
+    Ok(BackendConfig {
+        kind: args
+            .backend
+            .parse::<BackendKind>()
+            .map_err(anyhow::Error::msg)?,
+        instance: setup.instance.clone(),
+        extra_labels: args.labels.iter().cloned().collect(),
+    })
 }
 
 /// The repository roots: the configured ones, or `<data-dir>/repos`
@@ -359,44 +276,6 @@ async fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
     Ok(listener)
-}
-
-/// Resumes unfinished work and removes orphans. Failures are logged, not
-/// fatal: the periodic sweep tries again.
-async fn converge(deployer: &Deployer, orchestrator: &Orchestrator) {
-    match orchestrator.reap().await {
-        Ok(0) => {}
-        Ok(count) => tracing::warn!(count, "removed agent containers left by an earlier run"),
-        Err(e) => tracing::warn!(error = %e, "cannot remove agents left by an earlier run"),
-    }
-    match deployer.sweep_orphans().await {
-        Ok(removed) if !removed.is_empty() => {
-            tracing::warn!(count = removed.len(), "removed orphaned resources at start");
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "orphan sweep failed; will retry"),
-    }
-    match deployer.resume().await {
-        Ok(0) => {}
-        Ok(count) => tracing::info!(count, "resumed unfinished deployments"),
-        Err(e) => tracing::error!(error = %e, "cannot resume unfinished deployments"),
-    }
-}
-
-async fn sweep_periodically(deployer: Deployer, every: Duration, stopping: CancellationToken) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    ticks.tick().await;
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {
-                if let Err(e) = deployer.sweep_orphans().await {
-                    tracing::warn!(error = %e, "orphan sweep failed; will retry");
-                }
-            }
-            () = stopping.cancelled() => return,
-        }
-    }
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -6,22 +6,19 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use yard_core::{NamePolicy, StackAddressing};
-use yard_engine::{DockerConfig, DockerEngine, ResourceLimits};
-use yard_server::{AppState, ConnectionLimits, HttpSettings, Services};
+use yard_daemon::{AgentSettings, BackendSource, DaemonConfig, Yard};
+use yard_engine::{BackendConfig, BackendKind, ResourceLimits};
+use yard_server::{ConnectionLimits, HttpSettings};
 use yard_services::agent_images::AgentImages;
-use yard_services::orchestrator::{CacheVolume, ControlAccess};
+use yard_services::orchestrator::CacheVolume;
 use yard_services::repo_roots::RepoRoots;
-use yard_services::{
-    DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, HealingConfig, Orchestrator,
-    OrchestratorConfig, PolicyWatch, RestartPolicy,
-};
+use yard_services::{DataDir, DeployerConfig, HealingConfig, RestartPolicy};
 use yard_store::Store;
 use yard_testkit::{DockerSweep, TEST_LABEL, WEB_IMAGE};
 
@@ -97,28 +94,15 @@ impl TestYard {
         yard_testkit::ensure_stack_images().await;
         let dir = tempfile::tempdir().unwrap();
         let data_dir = DataDir::open(dir.path()).unwrap();
-        let url = options
-            .database_url
-            .unwrap_or_else(|| Store::sqlite_url(dir.path()));
-        let store = Store::open(&url).await.unwrap();
-        yard_services::auth::ensure_admin_token(&store, &data_dir)
-            .await
-            .unwrap();
-        let token = data_dir.read_admin_token().unwrap().unwrap();
-
         let sweep = DockerSweep::new();
-        let instance = format!("t{}", &sweep.id()[..9]);
-        let mut docker = DockerConfig::new(instance.clone());
-        docker
-            .extra_labels
-            .insert(TEST_LABEL.to_owned(), sweep.id().to_owned());
-        let engine = Arc::new(DockerEngine::connect(docker).unwrap());
+        let instance = data_dir.instance_id().unwrap();
+        let mut labels = std::collections::BTreeMap::new();
+        labels.insert(TEST_LABEL.to_owned(), sweep.id().to_owned());
 
         let policy_path = dir.path().join("policy.toml");
         if let Some(text) = &options.policy {
             std::fs::write(&policy_path, text).unwrap();
         }
-        let policy = Arc::new(PolicyWatch::load(policy_path, false).unwrap());
         let socket = dir.path().join("control.sock");
         let control = tokio::net::UnixListener::bind(&socket).unwrap();
         let checkouts = dir.path().join("checkouts");
@@ -135,12 +119,15 @@ impl TestYard {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let bus = EventBus::new(1024);
-        let deployer = Deployer::new(
-            store.clone(),
-            engine.clone(),
-            bus.clone(),
-            DeployerConfig {
+        let config = DaemonConfig {
+            data_dir: data_dir.clone(),
+            database_url: options.database_url.clone(),
+            backend: BackendSource::Connect(BackendConfig {
+                kind: BackendKind::Docker,
+                instance,
+                extra_labels: labels,
+            }),
+            deployer: DeployerConfig {
                 stack_image: options.image.clone(),
                 stack_port: None,
                 stack_env: Vec::new(),
@@ -153,14 +140,7 @@ impl TestYard {
                 },
                 healing: options.healing.clone(),
             },
-        );
-        let orchestrator = Orchestrator::new(
-            store.clone(),
-            engine,
-            bus.clone(),
-            Arc::clone(&policy),
-            OrchestratorConfig {
-                instance,
+            agents: AgentSettings {
                 agent_image: options.image,
                 allowed_images: AgentImages::new(&agent_images).unwrap(),
                 repo_roots: RepoRoots::new(vec![repos.clone()], options.strict_roots),
@@ -168,8 +148,7 @@ impl TestYard {
                 max_agents_per_owner: options.max_agents_per_owner,
                 max_agents_total: options.max_agents_total,
                 limits: ResourceLimits::AGENT_DEFAULT,
-                checkouts_dir: checkouts.clone(),
-                control: ControlAccess::SocketFile(socket.clone()),
+                control_volume: None,
                 socket_group: None,
                 caches: vec![
                     CacheVolume::parse(&format!(
@@ -182,23 +161,11 @@ impl TestYard {
                 lend_binary: None,
                 stop_grace: Duration::from_secs(1),
             },
-        );
-        let gatekeeper = Gatekeeper::new(store.clone(), Arc::clone(&policy));
-        let shutdown = CancellationToken::new();
-        tokio::spawn(policy.watch(Duration::from_millis(100), shutdown.clone()));
-        tokio::spawn({
-            let deployer = deployer.clone();
-            let stopping = shutdown.clone();
-            async move { deployer.watch(stopping).await }
-        });
-        let state = AppState::new(
-            Services {
-                deployer,
-                orchestrator,
-                gatekeeper,
-                bus,
-            },
-            HttpSettings {
+            policy: policy_path,
+            policy_required: false,
+            policy_check: Duration::from_millis(100),
+            socket: socket.clone(),
+            http: HttpSettings {
                 mcp_allowed_origins: vec![
                     format!("http://127.0.0.1:{port}"),
                     format!("http://localhost:{port}"),
@@ -207,23 +174,18 @@ impl TestYard {
                 protect_stacks: options.protect_stacks,
                 portal_url: format!("http://localhost:{port}"),
             },
-            shutdown.clone(),
-        );
-        let limits = ConnectionLimits {
-            header_timeout: options.header_timeout,
+            connection_limits: ConnectionLimits {
+                header_timeout: options.header_timeout,
+            },
+            reconcile_interval: Duration::from_secs(3600),
         };
+        let yard = Yard::build(config).await.unwrap();
+        let token = data_dir.read_admin_token().unwrap().unwrap();
+        let store = yard.store.clone();
+        let shutdown = CancellationToken::new();
         let server = tokio::spawn({
             let stop = shutdown.clone();
-            let app = yard_server::app(state.clone());
-            let control_app = yard_server::control_app(state);
-            async move {
-                let tcp =
-                    yard_server::serve_tcp(listener, app, limits, stop.clone().cancelled_owned());
-                let unix = yard_server::serve(control, control_app, limits, stop.cancelled_owned());
-                let (tcp, unix) = tokio::join!(tcp, unix);
-                tcp.unwrap();
-                unix.unwrap();
-            }
+            async move { yard.run(listener, control, stop).await.unwrap() }
         });
         Self {
             base: format!("http://127.0.0.1:{port}"),

@@ -1,0 +1,96 @@
+//! The crate boundaries ARCHITECTURE.md names, checked: each crate's
+//! `[dependencies]` may name only the yard crates its layer may see. A
+//! change that reaches past a boundary fails here, not in review.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+/// Which yard crates each library crate may depend on (tests and benches
+/// may use more, through `[dev-dependencies]`).
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("yard-core", &[]),
+    ("yard-api", &["yard-core"]),
+    ("yard-client", &["yard-api", "yard-core"]),
+    ("yard-store", &["yard-core"]),
+    ("yard-engine", &["yard-core"]),
+    ("yard-git", &[]),
+    (
+        "yard-services",
+        &["yard-core", "yard-engine", "yard-git", "yard-store"],
+    ),
+    // The API boundary: the server and MCP see only the services.
+    ("yard-mcp", &["yard-api", "yard-core", "yard-services"]),
+    (
+        "yard-server",
+        &[
+            "yard-api",
+            "yard-core",
+            "yard-git",
+            "yard-mcp",
+            "yard-services",
+        ],
+    ),
+    (
+        "yard-daemon",
+        &[
+            "yard-core",
+            "yard-engine",
+            "yard-server",
+            "yard-services",
+            "yard-store",
+        ],
+    ),
+    ("yard-testkit", &["yard-core", "yard-engine"]),
+];
+
+fn yard_dependencies(krate: &str) -> Vec<String> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(krate)
+        .join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let parsed: toml::Table = text.parse().unwrap();
+    parsed
+        .get("dependencies")
+        .and_then(|d| d.as_table())
+        .map(|d| {
+            d.keys()
+                .filter(|k| k.starts_with("yard-"))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_crate_depends_only_on_the_layers_below_it() {
+    let mut crossings = Vec::new();
+    for (krate, allowed) in ALLOWED {
+        for dependency in yard_dependencies(krate) {
+            if !allowed.contains(&dependency.as_str()) {
+                crossings.push(format!("{krate} depends on {dependency}"));
+            }
+        }
+    }
+    assert!(
+        crossings.is_empty(),
+        "boundaries crossed (see ARCHITECTURE.md): {crossings:#?}"
+    );
+}
+
+#[test]
+fn every_crate_in_the_workspace_has_a_rule() {
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for entry in std::fs::read_dir(crates).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name == "yard" {
+            // The binary: the edge, which may use everything.
+            continue;
+        }
+        assert!(
+            ALLOWED.iter().any(|(krate, _)| *krate == name),
+            "crate {name} has no rule in this test"
+        );
+    }
+}
