@@ -40,7 +40,7 @@ const BUS_CAPACITY: usize = 1024;
 /// elsewhere (a test's fake).
 #[derive(Debug, Clone)]
 pub enum BackendSource {
-    Connect(BackendConfig),
+    Connect(Box<BackendConfig>),
     Given(Backend),
 }
 

@@ -11,7 +11,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::{AgentRuntime, DockerConfig, DockerEngine, Engine, EngineError};
+use crate::{
+    AgentRuntime, DockerConfig, DockerEngine, DokployConfig, DokployEngine, Engine, EngineError,
+    SwarmConfig, SwarmEngine, SwarmReach, TraefikConfig,
+};
 
 /// Which backend runs the stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,27 @@ pub struct BackendConfig {
     pub instance: String,
     /// Extra labels on every resource the Docker-based backends make.
     pub extra_labels: BTreeMap<String, String>,
+    /// `swarm`: how the yard reaches a stack's service.
+    pub swarm_reach: SwarmReach,
+    /// `swarm`: Traefik labels on every service (`YARD_TRAEFIK=true`).
+    pub traefik: Option<TraefikConfig>,
+    /// `dokploy`: where its API is and the key to it (`DOKPLOY_URL`,
+    /// `DOKPLOY_API_KEY`); `None` when `DOKPLOY_URL` is not set.
+    pub dokploy: Option<DokployConfig>,
+}
+
+impl BackendConfig {
+    /// The local docker backend for `instance`, with nothing else set.
+    pub fn docker(instance: impl Into<String>) -> Self {
+        Self {
+            kind: BackendKind::Docker,
+            instance: instance.into(),
+            extra_labels: BTreeMap::new(),
+            swarm_reach: SwarmReach::default(),
+            traefik: None,
+            dokploy: None,
+        }
+    }
 }
 
 /// A connected backend: where stacks run and where agents run.
@@ -78,18 +102,28 @@ pub struct Backend {
 impl Backend {
     /// Makes the backend `config` names. Nothing is sent to it yet, so a
     /// yard can start while its engine is still coming up; `ping` says
-    /// whether it answers.
+    /// whether it answers (and, for `swarm`, whether the engine is a
+    /// manager). Settings that cannot work are refused here.
     pub fn connect(config: &BackendConfig) -> Result<Self, EngineError> {
         let mut docker = DockerConfig::new(config.instance.clone());
         docker.extra_labels = config.extra_labels.clone();
         let local = Arc::new(DockerEngine::connect(docker)?);
         let stacks: Arc<dyn Engine> = match config.kind {
             BackendKind::Docker => local.clone(),
-            BackendKind::Swarm | BackendKind::Dokploy => {
-                return Err(EngineError::Backend {
-                    operation: "choosing the backend",
-                    message: format!("the {} backend is not available yet", config.kind),
-                });
+            BackendKind::Swarm => {
+                let mut swarm = SwarmConfig::new(config.instance.clone());
+                swarm.extra_labels = config.extra_labels.clone();
+                swarm.reach = config.swarm_reach.clone();
+                swarm.traefik = config.traefik.clone();
+                Arc::new(SwarmEngine::connect(swarm)?)
+            }
+            BackendKind::Dokploy => {
+                let dokploy = config.dokploy.clone().ok_or_else(|| {
+                    EngineError::Config(
+                        "YARD_BACKEND=dokploy needs DOKPLOY_URL (and DOKPLOY_API_KEY)".to_owned(),
+                    )
+                })?;
+                Arc::new(DokployEngine::connect(dokploy)?)
             }
         };
         Ok(Self {

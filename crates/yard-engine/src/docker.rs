@@ -749,7 +749,9 @@ fn is_unreachable(e: &DockerError) -> bool {
 }
 
 fn unavailable(e: DockerError) -> EngineError {
-    EngineError::Unavailable(e.to_string())
+    EngineError::Unavailable(format!(
+        "the Docker engine ({e}); is Docker running, and is DOCKER_HOST right?"
+    ))
 }
 
 fn backend(operation: &'static str, e: DockerError) -> EngineError {

@@ -10,6 +10,8 @@
 
 pub mod backend;
 pub mod docker;
+pub mod dokploy;
+pub mod swarm;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,6 +27,8 @@ pub use yard_core::{Endpoint, Scheme};
 
 pub use backend::{Backend, BackendConfig, BackendKind};
 pub use docker::{DockerConfig, DockerEngine, KEPT_CAPABILITIES};
+pub use dokploy::{DokployConfig, DokployEngine};
+pub use swarm::{SwarmConfig, SwarmEngine, SwarmReach, TraefikConfig};
 
 /// Label on everything the yard creates.
 pub const LABEL_MANAGED: &str = "agentyard.managed";
@@ -167,9 +171,8 @@ pub struct StackResource {
 /// What went wrong on a backend, worded for the person who has to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(
-        "the container engine is not reachable ({0}); is Docker running, and is DOCKER_HOST right?"
-    )]
+    /// The backend does not answer; the message says which and where.
+    #[error("the backend is not reachable: {0}")]
     Unavailable(String),
     #[error(
         "image {image:?} is not on this engine; build or load it there, or set YARD_STACK_IMAGE to an image that is"
@@ -196,6 +199,38 @@ pub enum EngineError {
         operation: &'static str,
         message: String,
     },
+    /// The backend's settings are missing or wrong; the message says which
+    /// and what to set.
+    #[error("the backend is not set up: {0}")]
+    Config(String),
+    /// The backend refused the yard's credentials; the message says how to
+    /// make ones it takes.
+    #[error("{0}")]
+    Refused(String),
+    /// The backend answered in a shape its documentation does not give.
+    #[error(
+        "the backend answered in a shape the yard does not know, so this yard may not support its version: {0}"
+    )]
+    Contract(String),
+    #[error(
+        "this Docker engine is not a swarm manager; run `docker swarm init` or point DOCKER_HOST at a manager"
+    )]
+    NotSwarmManager,
+    #[error("the {backend} backend does not support {operation}")]
+    Unsupported {
+        backend: &'static str,
+        operation: &'static str,
+    },
+}
+
+/// How a rolling update of a stack's image ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    /// The new image runs and passed the backend's checks.
+    Updated,
+    /// The new image failed and the stack went back to the old one, which
+    /// still runs; `reason` says what failed.
+    RolledBack { reason: String },
 }
 
 /// A place where stacks run.
@@ -254,6 +289,24 @@ pub trait Engine: Send + Sync + fmt::Debug {
     /// Whether the stack at `endpoint` answers well: an HTTP status below
     /// 500, within a couple of seconds.
     async fn probe(&self, endpoint: &Endpoint) -> bool;
+
+    /// Replaces a running stack's image in place, the backend keeping it
+    /// answering while it can and going back to the old image when the new
+    /// one fails; waits at most `timeout` for the outcome. Backends that
+    /// make stacks again instead (remove, then deploy) say
+    /// [`EngineError::Unsupported`].
+    async fn update_image(
+        &self,
+        name: &StackName,
+        image: &str,
+        timeout: Duration,
+    ) -> Result<UpdateOutcome, EngineError> {
+        let _ = (name, image, timeout);
+        Err(EngineError::Unsupported {
+            backend: self.backend(),
+            operation: "rolling updates",
+        })
+    }
 }
 
 /// What a stack's application is doing, as the backend sees it now.

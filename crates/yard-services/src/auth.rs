@@ -8,8 +8,8 @@
 //! whatever their case.
 
 use sha2::{Digest, Sha256};
-use yard_core::{Person, Role};
 use yard_core::TokenRecord;
+use yard_core::{Person, Role};
 use yard_store::{Store, StoreError};
 
 use crate::{DataDir, now};

@@ -15,8 +15,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
-use yard_core::{AgentId, HookFacts, Policy, PolicyError, Verdict};
 use yard_core::AuditEntry;
+use yard_core::{AgentId, HookFacts, Policy, PolicyError, Verdict};
 use yard_store::{Store, StoreError};
 
 use crate::now;

@@ -28,16 +28,17 @@ use yard_core::Timestamp;
 
 pub use access::Access;
 pub use bus::{EventBus, YardEvent};
+pub use datadir::DataDir;
+pub use deployer::{
+    ConnectionCheck, DeployError, Deployer, DeployerConfig, HealingConfig, NameAvailability,
+    RestartPolicy, Route,
+};
+pub use hooks::{Gatekeeper, PolicyWatch};
+pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
 /// What can go wrong underneath the services, named here so callers need
 /// neither the store nor the engine crate.
 pub use yard_engine::{AgentIo, EngineError};
 pub use yard_store::StoreError;
-pub use datadir::DataDir;
-pub use deployer::{
-    ConnectionCheck, DeployError, Deployer, DeployerConfig, HealingConfig, NameAvailability, RestartPolicy, Route,
-};
-pub use hooks::{Gatekeeper, PolicyWatch};
-pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
 
 /// The current time, as the store records it.
 pub fn now() -> Timestamp {

@@ -13,8 +13,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use yard_core::{StackName, Timestamp};
 use yard_core::{SessionRecord, TokenRecord};
+use yard_core::{StackName, Timestamp};
 use yard_store::{Store, StoreError};
 
 use crate::auth::{authenticate, hash_token, random_secret};

@@ -1,12 +1,13 @@
-//! A per-test Docker label and the guard that removes everything carrying it.
+//! A per-test Docker label and the guard that removes everything carrying it:
+//! swarm services, containers, networks and volumes.
 
 use std::collections::HashMap;
 
 use bollard::Docker;
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListServicesOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 
 /// The label key every test resource carries; the value is per test. It
@@ -15,7 +16,7 @@ use bollard::query_parameters::{
 pub const TEST_LABEL: &str = "yard-test";
 
 /// Owns one test's label. On drop (including during a panic) it removes
-/// every container, network and volume carrying it.
+/// every swarm service, container, network and volume carrying it.
 #[derive(Debug)]
 pub struct DockerSweep {
     value: String,
@@ -164,6 +165,10 @@ async fn list(label: &str) -> Vec<String> {
     let docker = client();
     let filters = filters(label);
     let mut found = Vec::new();
+    for s in services(&docker, &filters).await {
+        let name = s.spec.and_then(|spec| spec.name).unwrap_or_default();
+        found.push(format!("service {name}"));
+    }
     let containers = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::new()
@@ -199,9 +204,31 @@ async fn list(label: &str) -> Vec<String> {
     found
 }
 
+/// The swarm services matching `filters`; none when the engine is not a
+/// swarm manager, which has no services to list.
+async fn services(
+    docker: &Docker,
+    filters: &HashMap<&'static str, Vec<String>>,
+) -> Vec<bollard::models::Service> {
+    docker
+        .list_services(Some(
+            ListServicesOptionsBuilder::new().filters(filters).build(),
+        ))
+        .await
+        .unwrap_or_default()
+}
+
 async fn remove_all(label: &str) {
     let docker = client();
     let filters = filters(label);
+    // Services first: they would start new containers for the ones removed
+    // below, and their tasks hold networks and volumes.
+    let services = services(&docker, &filters).await;
+    for s in &services {
+        let _ = docker
+            .delete_service(s.id.as_deref().unwrap_or_default())
+            .await;
+    }
     if let Ok(containers) = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::new()
@@ -225,7 +252,20 @@ async fn remove_all(label: &str) {
         .await
     {
         for n in networks {
-            let _ = docker.remove_network(&n.id.unwrap_or_default()).await;
+            let id = n.id.unwrap_or_default();
+            // An overlay network stays in use for a moment after its
+            // service's task is gone.
+            let tries = if services.is_empty() { 1 } else { 40 };
+            for _ in 0..tries {
+                match docker.remove_network(&id).await {
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code, ..
+                    }) if status_code != 404 => {
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                    _ => break,
+                }
+            }
         }
     }
     if let Ok(volumes) = docker

@@ -12,16 +12,23 @@ mod agent_image;
 mod browser;
 mod daemon;
 mod docker;
+mod dokploy;
+mod fake_engine;
 mod git;
 mod images;
 mod load;
 mod mcp;
 mod postgres;
+mod swarm;
 
 pub use agent_image::{AGENT_UID, AGENT_USER, ensure_agent_image, ensure_http_echo_image};
 pub use browser::{Browser, Screen};
 pub use daemon::{Daemon, DaemonSetup};
 pub use docker::{DockerSweep, TEST_LABEL};
+pub use dokploy::{
+    DokployFake, FakeApplication, FakeDomain, FakeProject, SchemaValidator, dokploy_openapi,
+};
+pub use fake_engine::{FakeEngine, Step};
 pub use git::{git, git_repo, git_repo_at};
 pub use images::{
     CRASH_IMAGE, ECHO_IMAGE, FLAKY_IMAGE, HUNGRY_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images,
@@ -29,6 +36,7 @@ pub use images::{
 pub use load::{Load, load};
 pub use mcp::{MCP_BASELINE_SERVER, mcp_python, run_mcp_plan};
 pub use postgres::fresh_postgres_url;
+pub use swarm::ensure_swarm;
 
 /// An HTTP client for tests: no proxy, short timeouts, ring for TLS, and
 /// redirects left for the test to see.

@@ -306,6 +306,31 @@ pub(crate) struct ServeArgs {
     /// Extra labels for everything the yard creates, KEY=VALUE.
     #[arg(long = "label", env = "YARD_LABELS", value_delimiter = ',', value_parser = label)]
     pub(crate) labels: Vec<(String, String)>,
+    /// swarm: the container the yard itself runs in, on a manager node; the
+    /// yard then joins each stack's network and reaches it by service name.
+    /// Unset, each stack publishes its port on the node in host mode.
+    #[arg(long, env = "YARD_SWARM_CONTAINER")]
+    pub(crate) swarm_container: Option<String>,
+    /// swarm: put Traefik labels on every stack's service (router
+    /// NAME.<domain>), for a Traefik with its Swarm provider.
+    #[arg(long, env = "YARD_TRAEFIK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub(crate) traefik: bool,
+    /// swarm: a network Traefik is on, which every stack joins.
+    #[arg(long, env = "YARD_TRAEFIK_NETWORK")]
+    pub(crate) traefik_network: Option<String>,
+    /// dokploy: the Dokploy server, e.g. https://dokploy.example.com.
+    #[arg(long, env = "DOKPLOY_URL")]
+    pub(crate) dokploy_url: Option<String>,
+    /// dokploy: an API key (Dokploy: Settings > API Keys).
+    #[arg(long, env = "DOKPLOY_API_KEY", hide_env_values = true)]
+    pub(crate) dokploy_api_key: Option<String>,
+    /// dokploy: the domain stacks are served under, NAME.<domain>
+    /// [default: the yard's domain].
+    #[arg(long, env = "DOKPLOY_DOMAIN")]
+    pub(crate) dokploy_domain: Option<String>,
+    /// dokploy: serve stacks over HTTPS with a Let's Encrypt certificate.
+    #[arg(long, env = "DOKPLOY_HTTPS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) dokploy_https: bool,
     /// How long a stack may take to answer HTTP after it starts.
     #[arg(long, env = "YARD_DEPLOY_TIMEOUT", default_value = "120s", value_parser = duration)]
     pub(crate) deploy_timeout: Duration,

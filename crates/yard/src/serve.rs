@@ -13,7 +13,11 @@ use tokio::net::{TcpListener, UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use yard_core::{NamePolicy, StackAddressing};
 use yard_daemon::{AgentSettings, BackendSource, DaemonConfig, Yard};
-use yard_engine::{BackendConfig, BackendKind, ResourceLimits};
+use yard_engine::dokploy::CertificateType;
+use yard_engine::{
+    BackendConfig, BackendKind, DokployConfig, EngineError, ResourceLimits, SwarmReach,
+    TraefikConfig,
+};
 use yard_server::{ConnectionLimits, HttpSettings};
 use yard_services::agent_images::AgentImages;
 use yard_services::orchestrator::CacheVolume;
@@ -80,6 +84,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     match yard.backend.stacks.ping().await {
         Ok(()) => tracing::info!(backend = %yard.backend.kind, "backend ready"),
+        // Settings that cannot work stop the start: waiting would not help.
+        Err(
+            e @ (EngineError::NotSwarmManager | EngineError::Refused(_) | EngineError::Config(_)),
+        ) => {
+            let _ = std::fs::remove_file(&setup.socket);
+            bail!("the {} backend: {e}", yard.backend.kind);
+        }
         Err(e) => {
             tracing::warn!(backend = %yard.backend.kind, error = %e, "backend not reachable yet; deployments fail until it is")
         }
@@ -126,7 +137,7 @@ pub(crate) fn daemon_config(
     Ok(DaemonConfig {
         data_dir: setup.data_dir.clone(),
         database_url: args.database_url.clone(),
-        backend: BackendSource::Connect(backend_config(args, setup)?),
+        backend: BackendSource::Connect(Box::new(backend_config(args, setup)?)),
         deployer: DeployerConfig {
             stack_image: args.stack_image.clone(),
             stack_port: args.stack_port,
@@ -197,14 +208,40 @@ pub(crate) fn daemon_config(
 
 /// The backend `YARD_BACKEND` names, with what it needs.
 pub(crate) fn backend_config(args: &ServeArgs, setup: &Setup) -> anyhow::Result<BackendConfig> {
-    Ok(BackendConfig {
-        kind: args
-            .backend
-            .parse::<BackendKind>()
-            .map_err(anyhow::Error::msg)?,
-        instance: setup.instance.clone(),
-        extra_labels: args.labels.iter().cloned().collect(),
-    })
+    let mut config = BackendConfig::docker(setup.instance.clone());
+    config.kind = args
+        .backend
+        .parse::<BackendKind>()
+        .map_err(anyhow::Error::msg)?;
+    config.extra_labels = args.labels.iter().cloned().collect();
+    if let Some(container) = &args.swarm_container {
+        config.swarm_reach = SwarmReach::ServiceName {
+            container: container.clone(),
+        };
+    }
+    if args.traefik {
+        config.traefik = Some(TraefikConfig {
+            domain: args.domain.clone(),
+            entrypoints: Vec::new(),
+            network: args.traefik_network.clone(),
+        });
+    }
+    config.dokploy = args.dokploy_url.as_ref().map(|url| {
+        let mut dokploy = DokployConfig::new(
+            url.clone(),
+            args.dokploy_api_key.clone().unwrap_or_default(),
+            setup.instance.clone(),
+            args.dokploy_domain
+                .clone()
+                .unwrap_or_else(|| args.domain.clone()),
+        );
+        dokploy.https = args.dokploy_https;
+        if !args.dokploy_https {
+            dokploy.certificate = CertificateType::None;
+        }
+        dokploy
+    });
+    Ok(config)
 }
 
 /// The repository roots: the configured ones, or `<data-dir>/repos`

@@ -393,3 +393,35 @@ async fn a_loose_data_directory_is_tightened_at_start() {
     let log = daemon.log();
     assert!(log.contains("tightened"), "{log}");
 }
+
+#[tokio::test]
+async fn a_backend_that_cannot_work_stops_serve_with_what_to_fix() {
+    let (code, said) = refused_serve(&[("YARD_BACKEND", "nonsense")]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("docker") && said.contains("swarm") && said.contains("dokploy"),
+        "{said}"
+    );
+
+    let (code, said) = refused_serve(&[("YARD_BACKEND", "dokploy")]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("DOKPLOY_URL"), "{said}");
+
+    let fake = yard_testkit::DokployFake::start().await;
+    let url = fake.url();
+    let (code, said) = tokio::task::spawn_blocking(move || {
+        refused_serve(&[
+            ("YARD_BACKEND", "dokploy"),
+            ("DOKPLOY_URL", &url),
+            ("DOKPLOY_API_KEY", "not-the-key"),
+        ])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("API key was refused"), "{said}");
+    assert!(
+        !said.contains("not-the-key"),
+        "the key is never printed: {said}"
+    );
+}

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use yard_core::{NamePolicy, StackAddressing};
 use yard_daemon::{AgentSettings, BackendSource, DaemonConfig, Yard};
-use yard_engine::{BackendConfig, BackendKind, ResourceLimits};
+use yard_engine::{BackendConfig, ResourceLimits};
 use yard_server::{ConnectionLimits, HttpSettings};
 use yard_services::agent_images::AgentImages;
 use yard_services::orchestrator::CacheVolume;
@@ -122,11 +122,10 @@ impl TestYard {
         let config = DaemonConfig {
             data_dir: data_dir.clone(),
             database_url: options.database_url.clone(),
-            backend: BackendSource::Connect(BackendConfig {
-                kind: BackendKind::Docker,
-                instance,
+            backend: BackendSource::Connect(Box::new(BackendConfig {
                 extra_labels: labels,
-            }),
+                ..BackendConfig::docker(instance)
+            })),
             deployer: DeployerConfig {
                 stack_image: options.image.clone(),
                 stack_port: None,
