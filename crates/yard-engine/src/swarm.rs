@@ -95,6 +95,12 @@ pub enum SwarmReach {
     /// failed a request and asks again. Host-mode ports are bound on every
     /// interface of the node, not loopback only: firewall them, or use
     /// [`SwarmReach::ServiceName`].
+    ///
+    /// Docker picks these ports from the kernel's ephemeral range, so now
+    /// and then one is taken between its pick and its bind (by an outgoing
+    /// connection, or on Docker 20.10 by its separate IPv6 mapping): that
+    /// task fails to start and Swarm starts another. `deploy` waits for
+    /// it; an update takes it for a failed new image and rolls back.
     #[default]
     HostPort,
     /// The yard runs in a container (`container`, a name or id) on a manager
@@ -893,4 +899,30 @@ fn backend(operation: &'static str, e: DockerError) -> EngineError {
         return EngineError::NotSwarmManager;
     }
     EngineError::Backend { operation, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_engine_outside_a_swarm_is_told_how_to_make_one() {
+        let refused = DockerError::DockerResponseServerError {
+            status_code: 503,
+            message: "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.".to_owned(),
+        };
+        let error = backend("creating the stack service", refused);
+        assert!(matches!(error, EngineError::NotSwarmManager), "{error:?}");
+        let text = error.to_string();
+        assert!(text.contains("docker swarm init"), "{text}");
+        assert!(text.contains("DOCKER_HOST"), "{text}");
+        let other = DockerError::DockerResponseServerError {
+            status_code: 500,
+            message: "no space left".to_owned(),
+        };
+        assert!(matches!(
+            backend("creating the stack service", other),
+            EngineError::Backend { .. }
+        ));
+    }
 }

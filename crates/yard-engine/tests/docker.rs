@@ -94,7 +94,7 @@ async fn steps_are_idempotent_and_removal_is_complete() {
         Some(endpoint.clone())
     );
     let page = yard_testkit::http()
-        .get(format!("http://{endpoint}/"))
+        .get(endpoint.url("/"))
         .send()
         .await
         .unwrap()
@@ -313,7 +313,7 @@ async fn a_stack_of_the_old_layout_keeps_working_and_goes_whole() {
     engine.ensure_application(&gina).await.unwrap();
     let endpoint = engine.deploy(&gina, Duration::from_secs(20)).await.unwrap();
     let page = yard_testkit::http()
-        .get(format!("http://{endpoint}/"))
+        .get(endpoint.url("/"))
         .send()
         .await
         .unwrap()

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::query_parameters::{RemoveImageOptionsBuilder, TagImageOptionsBuilder};
+use futures::StreamExt;
 use yard_core::StackName;
 use yard_engine::{
-    DockerConfig, DockerEngine, Endpoint, Engine, EngineError, KEPT_CAPABILITIES, ResourceKind,
-    ResourceLimits, StackSpec, StackState, SwarmConfig, SwarmEngine, UpdateOutcome,
+    ContainerChange, DockerConfig, DockerEngine, Endpoint, Engine, EngineError, KEPT_CAPABILITIES,
+    ResourceKind, ResourceLimits, StackEvent, StackSpec, StackState, SwarmConfig, SwarmEngine,
+    UpdateOutcome,
 };
 use yard_testkit::{
     CRASH_IMAGE, DockerSweep, TEST_LABEL, WEB_IMAGE, ensure_stack_images, ensure_swarm, http,
@@ -193,10 +195,36 @@ async fn a_stack_answers_through_its_endpoint_and_can_be_made_again() {
     let sweep = DockerSweep::new();
     let engine = engine(&sweep, true).await;
     let carol = spec("carol", WEB_IMAGE);
+    // The task container's start names the stack; the service's creation
+    // prompts a look. The feed is read from before the steps on.
+    let mut events = engine.stack_events();
+    let watched = tokio::spawn({
+        let carol = carol.name.clone();
+        async move {
+            let (mut started, mut prompted) = (false, false);
+            while !(started && prompted) {
+                match events.next().await {
+                    Some(Ok(StackEvent::Container {
+                        stack,
+                        change: ContainerChange::Started,
+                        ..
+                    })) if stack == carol => started = true,
+                    Some(Ok(StackEvent::Network)) => prompted = true,
+                    Some(Ok(_)) => {}
+                    other => panic!("the feed ended: {other:?}"),
+                }
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
     engine.ensure_project(&carol).await.unwrap();
     engine.ensure_application(&carol).await.unwrap();
     let endpoint = engine.deploy(&carol, DEPLOY).await.unwrap();
     assert!(endpoint.authority().starts_with("127.0.0.1:"), "{endpoint}");
+    tokio::time::timeout(Duration::from_secs(10), watched)
+        .await
+        .expect("the events of the deployment")
+        .unwrap();
 
     let (status, body) = get(&endpoint).await.unwrap();
     assert_eq!((status, body.trim()), (200, "stack carol"));
@@ -242,6 +270,19 @@ async fn a_crashing_image_fails_deploy_with_its_reason() {
             assert!(message.contains("stack refuses to start"), "{message}");
         }
         other => panic!("expected NotReady, got {other:?}"),
+    }
+    // Swarm tries it again a few times, then leaves it failed: exited, with
+    // its code.
+    let deadline = tokio::time::Instant::now() + DEPLOY;
+    loop {
+        let states = engine.stack_states().await.unwrap();
+        if let [(name, StackState::Exited { code, finished, .. })] = states.as_slice() {
+            assert_eq!((name, *code), (&dave.name, 3));
+            assert!(finished.is_some());
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{states:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // An image the engine does not have is refused before anything runs.
     let missing = spec("erin", "agentyard-test/no-such-image:1");

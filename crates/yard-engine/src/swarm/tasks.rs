@@ -212,19 +212,33 @@ impl SwarmEngine {
                 }
             } else {
                 let status = task.status.clone().unwrap_or_default();
+                // Whether the kernel killed it for memory is only in its
+                // container's inspection, when the container is on this
+                // node.
+                let oom = match container_id(task) {
+                    Some(container) => self.oom_killed(container).await,
+                    None => false,
+                };
                 StackState::Exited {
                     id,
                     code: status
                         .container_status
                         .and_then(|c| c.exit_code)
                         .unwrap_or_default(),
-                    oom: false,
+                    oom,
                     finished: status.timestamp,
                 }
             };
             states.push((stack, state));
         }
         Ok(states)
+    }
+
+    async fn oom_killed(&self, container: &str) -> bool {
+        match self.docker.inspect_container(container, None).await {
+            Ok(inspected) => inspected.state.and_then(|s| s.oom_killed).unwrap_or(false),
+            Err(_) => false,
+        }
     }
 
     /// The health verdict of every running task container of this
