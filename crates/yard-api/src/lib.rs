@@ -265,12 +265,24 @@ pub enum ErrorCode {
     RepositoryNotReady,
     /// What was asked for existed once and is gone.
     Gone,
+    /// A rolling update failed and the stack went back to its old image.
+    RolledBack,
+    /// The backend cannot do what was asked (e.g. a rolling update on
+    /// the docker backend).
+    Unsupported,
     UnknownEvent,
     Unavailable,
     Internal,
     /// A code this client does not know yet.
     #[serde(other)]
     Unknown,
+}
+
+/// `POST /api/stacks/{name}/update`: the image to run instead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateStackRequest {
+    pub image: String,
 }
 
 /// Every error answer: `{"error": "...", "code": "..."}`.

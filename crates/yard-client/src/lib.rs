@@ -194,6 +194,17 @@ impl YardClient {
             .await
     }
 
+    /// `POST /api/stacks/{name}/update`: a rolling update to `image`.
+    pub async fn update_stack(&self, name: &str, image: &str) -> Result<StackView, ClientError> {
+        self.send(
+            self.request(Method::POST, &["api", "stacks", name, "update"])
+                .json(&yard_api::UpdateStackRequest {
+                    image: image.to_owned(),
+                }),
+        )
+        .await
+    }
+
     /// `POST /api/stacks/{name}/restart`.
     pub async fn restart_stack(&self, name: &str) -> Result<StackView, ClientError> {
         self.send(self.request(Method::POST, &["api", "stacks", name, "restart"]))

@@ -151,8 +151,18 @@ impl Yard {
                 tracing::debug!(path = %path.display(), "admin token in place");
             }
         }
+        // Every daemon on one database names and labels stacks alike: the
+        // first one's instance id, kept in the store, is the stacks'.
+        let stacks_instance = store.instance_id(&instance).await?;
+        if stacks_instance != instance {
+            tracing::info!(%stacks_instance, agents_instance = %instance, "stacks use the instance id kept in the shared store");
+        }
         let backend = match &config.backend {
-            BackendSource::Connect(backend) => Backend::connect(backend)?,
+            BackendSource::Connect(backend) => {
+                let mut backend = backend.as_ref().clone();
+                backend.stacks_instance = Some(stacks_instance);
+                Backend::connect(&backend)?
+            }
             BackendSource::Given(backend) => backend.clone(),
         };
         let bus = EventBus::new(BUS_CAPACITY);
@@ -262,6 +272,7 @@ impl Yard {
             config.reconcile_interval,
             stopping.clone(),
         ));
+        let take_over = tokio::spawn(take_over_periodically(deployer.clone(), stopping.clone()));
         let policy_watch = tokio::spawn(policy.watch(config.policy_check, stopping.clone()));
         let stack_watch = tokio::spawn({
             let deployer = deployer.clone();
@@ -305,6 +316,7 @@ impl Yard {
         stopping.cancel();
         learning.abort();
         let _ = sweeper.await;
+        let _ = take_over.await;
         let _ = policy_watch.await;
         let _ = stack_watch.await;
         let _ = agent_stop.await;
@@ -328,6 +340,24 @@ async fn sweep_periodically(deployer: Deployer, every: Duration, stopping: Cance
                     tracing::warn!(error = %e, "orphan sweep failed; will retry");
                 }
             }
+            () = stopping.cancelled() => return,
+        }
+    }
+}
+
+/// Looks for work whose daemon died (its lease expired) twice per lease
+/// time, so it is taken over within about one and a half lease times.
+async fn take_over_periodically(deployer: Deployer, stopping: CancellationToken) {
+    let mut ticks = tokio::time::interval(deployer.lease_ttl() / 2);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => match deployer.take_over().await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "took over unfinished work"),
+                Err(e) => tracing::warn!(error = %e, "cannot look for work to take over; will retry"),
+            },
             () = stopping.cancelled() => return,
         }
     }

@@ -99,6 +99,7 @@ fn config(data_dir: &DataDir, backend: Backend, image: &str) -> DaemonConfig {
                 pids: 64,
             },
             healing: HealingConfig::default(),
+            lease_ttl: Duration::from_secs(10),
         },
         agents: AgentSettings {
             agent_image: image.to_owned(),

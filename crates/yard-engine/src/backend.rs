@@ -64,10 +64,19 @@ pub struct BackendConfig {
     pub kind: BackendKind,
     /// The yard instance id, in every resource's name and labels.
     pub instance: String,
+    /// The instance id stacks are named and labelled with, when it is not
+    /// `instance`: several yards on one database share their stacks' id,
+    /// while each keeps its own for the agents on its machine.
+    pub stacks_instance: Option<String>,
     /// Extra labels on every resource the Docker-based backends make.
     pub extra_labels: BTreeMap<String, String>,
     /// `swarm`: how the yard reaches a stack's service.
     pub swarm_reach: SwarmReach,
+    /// `swarm`: whether each stack gets a data volume. Without one, an
+    /// update starts the new task before it stops the old, so the stack
+    /// answers throughout; with one, the old stops first (two tasks must
+    /// not write one volume).
+    pub stack_volume: bool,
     /// `swarm`: Traefik labels on every service (`YARD_TRAEFIK=true`).
     pub traefik: Option<TraefikConfig>,
     /// `dokploy`: where its API is and the key to it (`DOKPLOY_URL`,
@@ -81,8 +90,10 @@ impl BackendConfig {
         Self {
             kind: BackendKind::Docker,
             instance: instance.into(),
+            stacks_instance: None,
             extra_labels: BTreeMap::new(),
             swarm_reach: SwarmReach::default(),
+            stack_volume: true,
             traefik: None,
             dokploy: None,
         }
@@ -108,21 +119,32 @@ impl Backend {
         let mut docker = DockerConfig::new(config.instance.clone());
         docker.extra_labels = config.extra_labels.clone();
         let local = Arc::new(DockerEngine::connect(docker)?);
+        let instance = config
+            .stacks_instance
+            .clone()
+            .unwrap_or_else(|| config.instance.clone());
         let stacks: Arc<dyn Engine> = match config.kind {
-            BackendKind::Docker => local.clone(),
+            BackendKind::Docker if instance == config.instance => local.clone(),
+            BackendKind::Docker => {
+                let mut docker = DockerConfig::new(instance);
+                docker.extra_labels = config.extra_labels.clone();
+                Arc::new(DockerEngine::connect(docker)?)
+            }
             BackendKind::Swarm => {
-                let mut swarm = SwarmConfig::new(config.instance.clone());
+                let mut swarm = SwarmConfig::new(instance);
                 swarm.extra_labels = config.extra_labels.clone();
                 swarm.reach = config.swarm_reach.clone();
                 swarm.traefik = config.traefik.clone();
+                swarm.data_volume = config.stack_volume;
                 Arc::new(SwarmEngine::connect(swarm)?)
             }
             BackendKind::Dokploy => {
-                let dokploy = config.dokploy.clone().ok_or_else(|| {
+                let mut dokploy = config.dokploy.clone().ok_or_else(|| {
                     EngineError::Config(
                         "YARD_BACKEND=dokploy needs DOKPLOY_URL (and DOKPLOY_API_KEY)".to_owned(),
                     )
                 })?;
+                dokploy.instance = instance;
                 Arc::new(DokployEngine::connect(dokploy)?)
             }
         };

@@ -232,46 +232,91 @@ impl DockerEngine {
     /// no stack reaches another. One network for all stacks takes one
     /// address pool, however many stacks there are. Checked every time (it
     /// may have been removed by hand) and made under a lock, so concurrent
-    /// deployments make one.
-    async fn ensure_stacks_network(&self) -> Result<(), EngineError> {
+    /// deployments make one. Returns its id.
+    ///
+    /// Docker does not refuse a second network of the same name, and two
+    /// yards sharing one database (and so one instance id) may both make
+    /// it at once. Every yard then keeps the same one, the oldest (ties go
+    /// to the lower id), removes the others if nothing uses them yet, and
+    /// attaches stacks by id, never by the name that became ambiguous.
+    async fn ensure_stacks_network(&self) -> Result<String, EngineError> {
         let _making = self.network_lock.lock().await;
         let name = self.stacks_network();
-        match self.docker.inspect_network(&name, None).await {
-            Ok(network) => {
-                let labels = network.labels.unwrap_or_default();
-                let ours = labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
-                    && labels.get(LABEL_INSTANCE) == Some(&self.config.instance)
-                    && labels.get(LABEL_NETWORK).map(String::as_str) == Some("stacks");
-                return if ours {
-                    Ok(())
-                } else {
-                    Err(EngineError::Foreign {
-                        kind: ResourceKind::Network,
-                        name,
-                    })
-                };
-            }
-            Err(e) if status(&e) == Some(404) => {}
-            Err(e) => return Err(backend("inspecting the stacks network", e)),
+        let mut found = self.stacks_networks(&name).await?;
+        if found.is_empty() {
+            let mut labels = self.base_labels();
+            labels.insert(LABEL_INSTANCE.to_owned(), self.config.instance.clone());
+            labels.insert(LABEL_NETWORK.to_owned(), "stacks".to_owned());
+            self.docker
+                .create_network(NetworkCreateRequest {
+                    name: name.clone(),
+                    driver: Some("bridge".to_owned()),
+                    labels: Some(labels),
+                    options: Some(HashMap::from([(
+                        "com.docker.network.bridge.enable_icc".to_owned(),
+                        "false".to_owned(),
+                    )])),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| backend("creating the stacks network", e))?;
+            tracing::info!(network = %name, "stacks network created");
+            found = self.stacks_networks(&name).await?;
         }
-        let mut labels = self.base_labels();
-        labels.insert(LABEL_INSTANCE.to_owned(), self.config.instance.clone());
-        labels.insert(LABEL_NETWORK.to_owned(), "stacks".to_owned());
-        self.docker
-            .create_network(NetworkCreateRequest {
-                name: name.clone(),
-                driver: Some("bridge".to_owned()),
-                labels: Some(labels),
-                options: Some(HashMap::from([(
-                    "com.docker.network.bridge.enable_icc".to_owned(),
-                    "false".to_owned(),
-                )])),
-                ..Default::default()
-            })
+        found.sort();
+        let mut found = found.into_iter();
+        let Some((_, keeper)) = found.next() else {
+            return Err(EngineError::Backend {
+                operation: "creating the stacks network",
+                message: format!("{name} vanished as soon as it was made"),
+            });
+        };
+        for (_, duplicate) in found {
+            match self.docker.remove_network(&duplicate).await {
+                Ok(()) => {
+                    tracing::info!(network = %name, id = %duplicate, "removed a duplicate stacks network")
+                }
+                Err(e) => {
+                    tracing::debug!(network = %name, id = %duplicate, error = %e, "a duplicate stacks network is still in use")
+                }
+            }
+        }
+        Ok(keeper)
+    }
+
+    /// This instance's networks named `name`, as (created, id); an error if
+    /// one by that name is not the yard's.
+    async fn stacks_networks(&self, name: &str) -> Result<Vec<(String, String)>, EngineError> {
+        let filters = HashMap::from([("name", vec![name.to_owned()])]);
+        let networks = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::new().filters(&filters).build(),
+            ))
             .await
-            .map_err(|e| backend("creating the stacks network", e))?;
-        tracing::info!(network = %name, "stacks network created");
-        Ok(())
+            .map_err(|e| backend("inspecting the stacks network", e))?;
+        let mut ours = Vec::new();
+        // The name filter matches parts of names too.
+        for network in networks
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+        {
+            let labels = network.labels.unwrap_or_default();
+            let is_ours = labels.get(LABEL_MANAGED).map(String::as_str) == Some("true")
+                && labels.get(LABEL_INSTANCE) == Some(&self.config.instance)
+                && labels.get(LABEL_NETWORK).map(String::as_str) == Some("stacks");
+            if !is_ours {
+                return Err(EngineError::Foreign {
+                    kind: ResourceKind::Network,
+                    name: name.to_owned(),
+                });
+            }
+            ours.push((
+                network.created.unwrap_or_default(),
+                network.id.unwrap_or_default(),
+            ));
+        }
+        Ok(ours)
     }
 
     async fn ensure_volume(&self, stack: &StackName) -> Result<(), EngineError> {
@@ -460,6 +505,9 @@ impl Engine for DockerEngine {
             self.without_engine_restarts(&container).await;
             return Ok(());
         }
+        // By id: the name may be ambiguous for a moment (see
+        // `ensure_stacks_network`).
+        let network = self.ensure_stacks_network().await?;
         let name = self.resource_name(&spec.name);
         let mut labels = self.labels(&spec.name);
         labels.insert(LABEL_PORT.to_owned(), port.to_string());
@@ -479,7 +527,7 @@ impl Engine for DockerEngine {
                         host_port: Some(String::new()),
                     }]),
                 )])),
-                network_mode: Some(self.stacks_network()),
+                network_mode: Some(network),
                 mounts: Some(vec![Mount {
                     target: Some(self.config.data_mount.clone()),
                     source: Some(self.volume_name(&spec.name)),

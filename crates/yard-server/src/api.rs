@@ -11,7 +11,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use yard_api::{
     ApiError, DeployAccepted, DeployRequest, DeploymentList, DeploymentView, NameCheck, StackList,
-    StackView,
+    StackView, UpdateStackRequest,
 };
 use yard_services::NameAvailability;
 
@@ -202,6 +202,42 @@ pub(crate) async fn destroy_stack(
 ) -> Result<Json<StackView>, AppError> {
     let removed = state.deployer.destroy(&name, &caller.person()).await?;
     Ok(Json(StackView::from(&removed)))
+}
+
+/// Run a stack on another image
+///
+/// A rolling update by the backend (swarm): the stack keeps answering while
+/// the new image starts, and a new image that does not become healthy is
+/// rolled back (409 `rolled_back`, with the reason; the deployment's record
+/// says so too). Backends without rolling updates answer 409
+/// `unsupported`. Only the stack's owner or an admin may.
+#[utoipa::path(
+    post,
+    path = "/api/stacks/{name}/update",
+    tag = "stacks",
+    params(("name" = String, Path, description = "The stack's name")),
+    request_body = UpdateStackRequest,
+    responses(
+        (status = 200, description = "Updated", body = StackView),
+        (status = 400, description = "Not an image reference, or no such image", body = ApiError),
+        (status = 401, description = "Missing or invalid token", body = ApiError),
+        (status = 403, description = "Another person's stack", body = ApiError),
+        (status = 404, description = "No such stack", body = ApiError),
+        (status = 409, description = "Rolled back, still deploying, or not supported by the backend", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+pub(crate) async fn update_stack(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Principal>,
+    PathArg(name): PathArg<String>,
+    JsonBody(request): JsonBody<UpdateStackRequest>,
+) -> Result<Json<StackView>, AppError> {
+    let updated = state
+        .deployer
+        .update_stack(&name, &request.image, &caller.person())
+        .await?;
+    Ok(Json(StackView::from(&updated)))
 }
 
 /// Restart a stack now

@@ -93,6 +93,14 @@ impl From<DeployError> for AppError {
             DeployError::NotOwner { .. } => {
                 Self::client(StatusCode::FORBIDDEN, ErrorCode::Forbidden, e.to_string())
             }
+            DeployError::InvalidImage(_) => Self::client(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                e.to_string(),
+            ),
+            DeployError::RolledBack { .. } => {
+                Self::client(StatusCode::CONFLICT, ErrorCode::RolledBack, e.to_string())
+            }
             DeployError::Engine(e) => e.into(),
             DeployError::Store(_) | DeployError::Transition(_) => Self::internal(e),
         }
@@ -114,6 +122,9 @@ impl From<EngineError> for AppError {
                     ErrorCode::InvalidRequest,
                     e.to_string(),
                 )
+            }
+            EngineError::Unsupported { .. } => {
+                Self::client(StatusCode::CONFLICT, ErrorCode::Unsupported, e.to_string())
             }
             _ => Self::internal(e),
         }

@@ -17,7 +17,7 @@
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use hyper_util::client::legacy::Client;
@@ -66,7 +66,24 @@ pub(crate) async fn route_by_host(
         request
     };
     match state.deployer.route(&label).await {
-        Ok(Route::Ready(endpoint)) => proxy(&state, &label, &endpoint, request).await,
+        Ok(Route::Ready(endpoint)) => {
+            let again = replayable(&request);
+            match proxy(&state, &label, &endpoint, request).await {
+                Ok(response) => response,
+                // The stack did not answer where it was: if it answers
+                // elsewhere now (a rolling update moved it to a new task,
+                // on a new port), a request without a body goes once more.
+                Err(unreachable) => match (again, state.deployer.route(&label).await) {
+                    (Some(again), Ok(Route::Ready(moved))) if moved != endpoint => {
+                        tracing::debug!(stack = %label, from = %endpoint, to = %moved, "the stack moved; sending again");
+                        proxy(&state, &label, &moved, again)
+                            .await
+                            .unwrap_or_else(|page| page)
+                    }
+                    _ => unreachable,
+                },
+            }
+        }
         Ok(Route::Unknown) => page(
             StatusCode::NOT_FOUND,
             "No such stack",
@@ -107,12 +124,34 @@ fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .map(str::trim)
 }
 
+/// A copy of `request` to send again, when it has no body to lose: a GET
+/// or HEAD without content. Others are sent once.
+fn replayable(request: &Request) -> Option<Request> {
+    let headers = request.headers();
+    let bodiless = matches!(*request.method(), Method::GET | Method::HEAD)
+        && !headers.contains_key(header::TRANSFER_ENCODING)
+        && headers
+            .get(header::CONTENT_LENGTH)
+            .is_none_or(|length| length.as_bytes() == b"0");
+    if !bodiless || requested_upgrade(headers).is_some() {
+        return None;
+    }
+    let mut copy = Request::new(Body::empty());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = headers.clone();
+    Some(copy)
+}
+
+/// Sends `request` to the stack at `endpoint`; `Err` with the page to show
+/// when the stack did not answer there (its address is forgotten then).
 async fn proxy(
     state: &AppState,
     label: &str,
     endpoint: &Endpoint,
     mut request: Request,
-) -> Response {
+) -> Result<Response, Response> {
     let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
     if endpoint.scheme() == Scheme::Https {
         // A stack its backend serves over TLS under its own domain (Dokploy
@@ -121,7 +160,7 @@ async fn proxy(
             Some(host) => format!("https://{host}{path}"),
             None => endpoint.url(path),
         };
-        return match HeaderValue::from_str(&target) {
+        return Ok(match HeaderValue::from_str(&target) {
             Ok(location) => (
                 StatusCode::TEMPORARY_REDIRECT,
                 [(header::LOCATION, location)],
@@ -132,14 +171,14 @@ async fn proxy(
                 "Bad request",
                 "The request path is not valid.",
             ),
-        };
+        });
     }
     let Ok(uri) = endpoint.url(path).parse::<Uri>() else {
-        return page(
+        return Ok(page(
             StatusCode::BAD_REQUEST,
             "Bad request",
             "The request path is not valid.",
-        );
+        ));
     };
     let original_host = request.headers().get(header::HOST).cloned();
     let upgrade = requested_upgrade(request.headers());
@@ -168,22 +207,22 @@ async fn proxy(
             if let Some(client_side) = client_side
                 && response.status() == StatusCode::SWITCHING_PROTOCOLS
             {
-                return switch_protocols(state, label, client_side, &mut response);
+                return Ok(switch_protocols(state, label, client_side, &mut response));
             }
             let mut response = response.map(Body::new);
             strip_hop_by_hop(response.headers_mut());
-            response
+            Ok(response)
         }
         Err(e) => {
             tracing::warn!(stack = %label, %endpoint, error = %e, "stack did not answer");
             state.deployer.forget_endpoint(label);
-            page(
+            Err(page(
                 StatusCode::BAD_GATEWAY,
                 "Stack not answering",
                 &format!(
                     "Stack “{label}” did not answer. It may be restarting; try again in a moment."
                 ),
-            )
+            ))
         }
     }
 }

@@ -177,6 +177,7 @@ fn routers() -> Routes {
         .routes(routes!(api::list_stacks))
         .routes(routes!(api::destroy_stack))
         .routes(routes!(api::restart_stack))
+        .routes(routes!(api::update_stack))
         .routes(routes!(stack_access::open))
         .routes(routes!(status::watch))
         .routes(routes!(status::watch_stacks))

@@ -58,8 +58,12 @@ pub enum AuthError {
 
 /// Makes sure the data directory's `admin-token` file holds a token the
 /// store accepts. When it does not (first start, a deleted file, a store
-/// that was replaced), any older admin token is revoked and a new one is
-/// made and written with mode 0600.
+/// that was replaced), any older admin token of this daemon is revoked and
+/// a new one is made and written with mode 0600.
+///
+/// On a store several daemons share (PostgreSQL), each daemon's admin
+/// token is its own, `admin-<instance>`, so one daemon starting never
+/// revokes another's. Each is an admin, and so may act on all.
 pub async fn ensure_admin_token(store: &Store, dir: &DataDir) -> Result<AdminToken, AuthError> {
     if let Some(token) = dir.read_admin_token()?
         && let Some(record) = store.active_token(&hash_token(&token)).await?
@@ -67,17 +71,25 @@ pub async fn ensure_admin_token(store: &Store, dir: &DataDir) -> Result<AdminTok
     {
         return Ok(AdminToken::Existing(dir.admin_token_path()));
     }
+    let name = if store.is_shared() {
+        format!("{ADMIN_TOKEN_NAME}-{}", dir.instance_id()?)
+    } else {
+        ADMIN_TOKEN_NAME.to_owned()
+    };
     let now = now();
     // The new admin token is the same owner as the one it replaces: what
     // the admin made stays theirs.
-    let previous = store.token_by_key(ADMIN_TOKEN_NAME).await?;
-    store.revoke_token_named(ADMIN_TOKEN_NAME, now).await?;
+    let previous = match store.token_by_key(&name).await? {
+        Some(previous) => Some(previous),
+        None => store.token_by_key(ADMIN_TOKEN_NAME).await?,
+    };
+    store.revoke_token_named(&name, now).await?;
     let token = generate_token();
     let id = uuid::Uuid::now_v7().to_string();
     let record = TokenRecord {
         owner_id: previous.map_or_else(|| id.clone(), |p| p.owner_id),
         id,
-        name: ADMIN_TOKEN_NAME.to_owned(),
+        name,
         role: Role::Admin,
         created_at: now,
         revoked_at: None,

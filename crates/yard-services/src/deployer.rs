@@ -17,10 +17,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use yard_core::{
-    Deployment, DeploymentStatus, HealthReport, NameError, NamePolicy, Owner, Person,
-    StackAddressing, StackHealth, StackName, TransitionError,
+    Deployment, DeploymentId, DeploymentStatus, HealthReport, ImageRef, ImageRefError, NameError,
+    NamePolicy, Owner, Person, StackAddressing, StackHealth, StackName, TransitionError,
 };
-use yard_engine::{Endpoint, Engine, EngineError, ResourceLimits, StackResource, StackSpec};
+use yard_engine::{
+    Endpoint, Engine, EngineError, ResourceLimits, StackResource, StackSpec, UpdateOutcome,
+};
 use yard_store::{Store, StoreError};
 
 use crate::locks::NameLocks;
@@ -47,6 +49,10 @@ pub struct DeployerConfig {
     pub limits: ResourceLimits,
     /// How stacks are watched and brought back.
     pub healing: HealingConfig,
+    /// How long a daemon's claim on a deployment lasts without renewal:
+    /// another daemon on the same database takes over work whose daemon
+    /// died this long after it stopped renewing.
+    pub lease_ttl: Duration,
 }
 
 /// Why a request to the deployer was refused or failed.
@@ -62,6 +68,14 @@ pub enum DeployError {
     InProgress(String),
     #[error("stack {name:?} belongs to {owner}; only its owner or an admin may remove it")]
     NotOwner { name: String, owner: String },
+    #[error(transparent)]
+    InvalidImage(#[from] ImageRefError),
+    #[error("the update of stack {name:?} to {image} was rolled back: {reason}")]
+    RolledBack {
+        name: String,
+        image: String,
+        reason: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -124,6 +138,9 @@ struct Inner {
     changes: AtomicU64,
     /// The live stacks as of a value of `changes`.
     stacks: RwLock<Option<(u64, Arc<Vec<Deployment>>)>>,
+    /// This daemon's name on the leases it holds: new for every process,
+    /// so a restarted daemon never mistakes a dead one's lease for its own.
+    holder: String,
 }
 
 impl Deployer {
@@ -146,6 +163,7 @@ impl Deployer {
                 trackers: std::sync::Mutex::default(),
                 changes: AtomicU64::new(0),
                 stacks: RwLock::default(),
+                holder: format!("yard-{}", uuid::Uuid::new_v4().simple()),
             }),
         }
     }
@@ -216,7 +234,13 @@ impl Deployer {
         let mut deployment =
             Deployment::new(name, url, self.inner.config.stack_image.clone(), now());
         deployment.owner = Some(owner.clone());
-        match self.inner.store.insert_deployment(&deployment).await {
+        let lease = (self.inner.holder.as_str(), self.lease_expiry());
+        match self
+            .inner
+            .store
+            .insert_leased_deployment(&deployment, Some(lease))
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::NameTaken(name)) => return Err(DeployError::NameTaken(name)),
             Err(e) => return Err(e.into()),
@@ -274,34 +298,219 @@ impl Deployer {
             .live_deployment(&name)
             .await?
             .ok_or_else(missing)?;
-        if deployment.status.is_in_progress() {
+        if deployment.status.is_in_progress() || !self.claim(&deployment, false).await? {
             return Err(DeployError::InProgress(name.to_string()));
         }
-        self.remove(&mut deployment).await?;
+        let removed = self.remove(&mut deployment).await;
+        self.release(&deployment).await;
+        removed?;
         Ok(deployment)
     }
 
+    /// Runs the stack named `raw` on `image` instead, by the backend's
+    /// rolling update (a backend without one says so): the stack keeps
+    /// answering while it can, and a new image that fails is rolled back.
+    /// Either way the deployment's record says what happened.
+    pub async fn update_stack(
+        &self,
+        raw: &str,
+        image: &str,
+        by: &Person,
+    ) -> Result<Deployment, DeployError> {
+        let image = ImageRef::parse(image)?.to_string();
+        let name = StackName::from_trusted(raw.trim().to_lowercase());
+        let mut deployment = self
+            .inner
+            .store
+            .live_deployment(&name)
+            .await?
+            .ok_or_else(|| DeployError::NoSuchStack(name.to_string()))?;
+        if !by.may_manage(deployment.owner.as_ref()) {
+            return Err(DeployError::NotOwner {
+                name: name.to_string(),
+                owner: deployment
+                    .owner
+                    .map_or_else(|| "the admin".to_owned(), |o| o.name),
+            });
+        }
+        let _guard = self.inner.locks.lock(name.as_str()).await;
+        if deployment.status != DeploymentStatus::Completed
+            || !self.claim(&deployment, false).await?
+        {
+            return Err(DeployError::InProgress(name.to_string()));
+        }
+        // The old task's exit during the update is the update's doing, not
+        // a crash for the watcher to heal.
+        self.mark_healing(&name, true);
+        tracing::info!(stack = %name, %image, by = %by.owner.name, "rolling update");
+        let updated = self
+            .inner
+            .engine
+            .update_image(&name, &image, self.inner.config.deploy_timeout)
+            .await;
+        self.forget_tracker(&name);
+        self.remember_endpoint(&name, None);
+        let outcome = match updated {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                self.release(&deployment).await;
+                return Err(e.into());
+            }
+        };
+        let rolled_back = match outcome {
+            UpdateOutcome::Updated => {
+                deployment.message = Some(format!("updated from {} to {image}", deployment.image));
+                deployment.image = image.clone();
+                None
+            }
+            UpdateOutcome::RolledBack { reason } => {
+                deployment.message = Some(format!(
+                    "the update to {image} was rolled back ({reason}); it still runs {}",
+                    deployment.image
+                ));
+                Some(reason)
+            }
+        };
+        deployment.seq += 1;
+        deployment.updated_at = now();
+        let recorded = self.inner.store.record_update(&deployment).await;
+        self.release(&deployment).await;
+        recorded?;
+        self.publish(&deployment);
+        match rolled_back {
+            None => Ok(deployment),
+            Some(reason) => Err(DeployError::RolledBack {
+                name: name.to_string(),
+                image,
+                reason,
+            }),
+        }
+    }
+
     /// Finishes what a previous run of the daemon left under way: resumes
-    /// unfinished deployments and removals. Returns how many.
+    /// unfinished deployments and removals. Returns how many. On a shared
+    /// database only work whose lease nobody holds is taken: another live
+    /// daemon's is left to it.
     pub async fn resume(&self) -> Result<usize, DeployError> {
         let active = self.inner.store.active_deployments().await?;
-        let count = active.len();
+        let force = !self.inner.store.is_shared();
+        let mut count = 0;
         for deployment in active {
-            tracing::info!(deployment = %deployment.id, stack = %deployment.name, status = %deployment.status, "resuming");
-            if deployment.status.is_in_progress() {
-                self.spawn_run(deployment);
-            } else {
-                let this = self.clone();
-                self.inner.tasks.spawn(async move {
-                    let _guard = this.inner.locks.lock(deployment.name.as_str()).await;
-                    let mut deployment = deployment;
-                    if let Err(e) = this.remove(&mut deployment).await {
-                        tracing::error!(stack = %deployment.name, error = %e, "resumed removal failed; will retry at the next sweep");
-                    }
-                });
+            if !self.claim(&deployment, force).await? {
+                continue;
             }
+            tracing::info!(deployment = %deployment.id, stack = %deployment.name, status = %deployment.status, "resuming");
+            self.spawn_work(deployment);
+            count += 1;
         }
         Ok(count)
+    }
+
+    /// Takes over work whose daemon died: deployments and removals under
+    /// way whose lease expired. Every daemon on a shared database calls
+    /// this on a timer; the claim lets one win. Returns how many.
+    pub async fn take_over(&self) -> Result<usize, DeployError> {
+        let orphaned = self
+            .inner
+            .store
+            .unleased_active_deployments(now().0)
+            .await?;
+        let mut count = 0;
+        for deployment in orphaned {
+            if !self.claim(&deployment, false).await? {
+                continue;
+            }
+            tracing::warn!(deployment = %deployment.id, stack = %deployment.name, status = %deployment.status, "taking over work whose daemon stopped renewing its lease");
+            self.spawn_work(deployment);
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// How long leases last, and so how often a daemon looks for work to
+    /// take over.
+    pub fn lease_ttl(&self) -> Duration {
+        self.inner.config.lease_ttl
+    }
+
+    fn lease_expiry(&self) -> i64 {
+        let ttl = i64::try_from(self.inner.config.lease_ttl.as_millis()).unwrap_or(i64::MAX);
+        now().0.saturating_add(ttl)
+    }
+
+    /// Takes `deployment`'s lease for this daemon; see
+    /// [`Store::claim_deployment`].
+    async fn claim(&self, deployment: &Deployment, force: bool) -> Result<bool, DeployError> {
+        Ok(self
+            .inner
+            .store
+            .claim_deployment(
+                &deployment.id,
+                &self.inner.holder,
+                self.lease_expiry(),
+                now().0,
+                force,
+            )
+            .await?)
+    }
+
+    async fn release(&self, deployment: &Deployment) {
+        if let Err(e) = self
+            .inner
+            .store
+            .release_lease(&deployment.id, &self.inner.holder)
+            .await
+        {
+            tracing::warn!(deployment = %deployment.id, error = %e, "cannot release the lease; it expires by itself");
+        }
+    }
+
+    /// Renews the lease of `id` until it is lost (another daemon took the
+    /// work over, after this one failed to renew in time); returns then.
+    async fn keep_lease(&self, id: DeploymentId) {
+        let every = self.inner.config.lease_ttl / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            match self
+                .inner
+                .store
+                .renew_lease(&id, &self.inner.holder, self.lease_expiry())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return,
+                // The store is away: the lease may lapse and the work move
+                // on; keep trying until it says so.
+                Err(e) => tracing::warn!(deployment = %id, error = %e, "cannot renew the lease"),
+            }
+        }
+    }
+
+    /// Runs a leased deployment's remaining work (its steps, or its
+    /// removal) in the background, renewing the lease meanwhile and giving
+    /// it up at the end.
+    fn spawn_work(&self, deployment: Deployment) {
+        if deployment.status.is_in_progress() {
+            self.spawn_run(deployment);
+            return;
+        }
+        let this = self.clone();
+        self.inner.tasks.spawn(async move {
+            let _guard = this.inner.locks.lock(deployment.name.as_str()).await;
+            let mut work = deployment.clone();
+            tokio::select! {
+                removed = this.remove(&mut work) => {
+                    if let Err(e) = removed {
+                        tracing::error!(stack = %work.name, error = %e, "resumed removal failed; will retry at the next sweep");
+                    }
+                }
+                () = this.keep_lease(deployment.id.clone()) => {
+                    tracing::warn!(stack = %deployment.name, "another daemon took the removal over");
+                    return;
+                }
+            }
+            this.release(&deployment).await;
+        });
     }
 
     /// Removes labelled resources that no live deployment owns: what a
@@ -490,10 +699,19 @@ impl Deployer {
         let this = self.clone();
         self.inner.tasks.spawn(async move {
             let stopping = this.inner.stopping.clone();
+            let id = deployment.id.clone();
+            let leased = deployment.clone();
             tokio::select! {
                 () = this.run(deployment) => {}
+                // Left as it is, to resume at the next start or on another
+                // daemon, which the released lease lets in at once.
                 () = stopping.cancelled() => {}
+                () = this.keep_lease(id.clone()) => {
+                    tracing::warn!(deployment = %id, "another daemon took this deployment over; stopping here");
+                    return;
+                }
             }
+            this.release(&leased).await;
         });
     }
 

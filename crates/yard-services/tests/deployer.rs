@@ -40,6 +40,7 @@ fn config(image: &str) -> DeployerConfig {
             window: Duration::from_secs(60),
             check_every: Duration::from_millis(200),
         },
+        lease_ttl: Duration::from_secs(10),
     }
 }
 

@@ -96,9 +96,20 @@ impl Store {
     /// live deployment already holds the name; the unique index decides, so
     /// two racing requests cannot both win.
     pub async fn insert_deployment(&self, d: &Deployment) -> Result<(), StoreError> {
+        self.insert_leased_deployment(d, None).await
+    }
+
+    /// Records a new deployment already leased to `lease` (holder, expiry
+    /// in milliseconds), so no other daemon can take it before its first
+    /// step.
+    pub async fn insert_leased_deployment(
+        &self,
+        d: &Deployment,
+        lease: Option<(&str, i64)>,
+    ) -> Result<(), StoreError> {
         let result = sqlx::query(
-            "INSERT INTO deployments (id, name, status, progress, current_step, message, url, image, owner, owner_id, seq, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "INSERT INTO deployments (id, name, status, progress, current_step, message, url, image, owner, owner_id, seq, created_at, updated_at, lease_holder, lease_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(d.id.as_str())
         .bind(d.name.as_str())
@@ -113,6 +124,8 @@ impl Store {
         .bind(d.seq)
         .bind(d.created_at.0)
         .bind(d.updated_at.0)
+        .bind(lease.map(|(holder, _)| holder))
+        .bind(lease.map(|(_, until)| until))
         .execute(&self.pool)
         .await;
         match result {
@@ -223,6 +236,105 @@ impl Store {
         let mut active = self.live_deployments().await?;
         active.retain(|d| d.status.is_active());
         Ok(active)
+    }
+
+    /// Records a rolling update of a completed deployment: the image it
+    /// runs now and what happened, as its message; an older write loses,
+    /// as with [`Store::save_deployment`].
+    pub async fn record_update(&self, d: &Deployment) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE deployments SET image = $2, message = $3, seq = $4, updated_at = $5 \
+             WHERE id = $1 AND seq < $4",
+        )
+        .bind(d.id.as_str())
+        .bind(d.image.as_str())
+        .bind(d.message.as_deref())
+        .bind(d.seq)
+        .bind(d.updated_at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Takes the lease of deployment `id` for `holder` until `until`
+    /// (milliseconds), when nobody holds it or its holder let it expire by
+    /// `now`; with `force`, whoever holds it. Returns whether `holder` has
+    /// it now. One statement, so two daemons cannot both win.
+    pub async fn claim_deployment(
+        &self,
+        id: &DeploymentId,
+        holder: &str,
+        until: i64,
+        now: i64,
+        force: bool,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE deployments SET lease_holder = $2, lease_until = $3 \
+             WHERE id = $1 AND ($5 = 1 OR lease_holder IS NULL OR lease_until < $4)",
+        )
+        .bind(id.as_str())
+        .bind(holder)
+        .bind(until)
+        .bind(now)
+        .bind(i64::from(force))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Extends `holder`'s lease of deployment `id` to `until`; `false` when
+    /// it is no longer `holder`'s (another daemon took it over).
+    pub async fn renew_lease(
+        &self,
+        id: &DeploymentId,
+        holder: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE deployments SET lease_until = $3 WHERE id = $1 AND lease_holder = $2",
+        )
+        .bind(id.as_str())
+        .bind(holder)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Gives up `holder`'s lease of deployment `id`, if it still has it.
+    pub async fn release_lease(&self, id: &DeploymentId, holder: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE deployments SET lease_holder = NULL, lease_until = NULL \
+             WHERE id = $1 AND lease_holder = $2",
+        )
+        .bind(id.as_str())
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deployments with work under way whose lease nobody holds as of
+    /// `now`: what a dead daemon left for another to take over.
+    pub async fn unleased_active_deployments(
+        &self,
+        now: i64,
+    ) -> Result<Vec<Deployment>, StoreError> {
+        let active: Vec<String> = DeploymentStatus::ALL
+            .iter()
+            .filter(|s| s.is_active())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM deployments WHERE status IN ({}) \
+             AND (lease_holder IS NULL OR lease_until < $1) ORDER BY name",
+            active.join(", ")
+        ));
+        let rows = sqlx::query_as::<_, DeploymentRow>(sql)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows_into(rows)
     }
 
     /// How many deployments have work under way.

@@ -115,6 +115,28 @@ impl Store {
         self.backend
     }
 
+    /// Whether other daemons may share this store (PostgreSQL); a SQLite
+    /// file belongs to one data directory and so to one daemon.
+    pub fn is_shared(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
+    /// The yard's instance id as the store keeps it: `candidate` if the
+    /// store had none (the first daemon's), or the one it has, so every
+    /// daemon on one database names and labels stacks alike.
+    pub async fn instance_id(&self, candidate: &str) -> Result<String, StoreError> {
+        sqlx::query(
+            "INSERT INTO yard_meta (key, value) VALUES ('instance', $1) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(candidate)
+        .execute(&self.pool)
+        .await?;
+        let id: String = sqlx::query_scalar("SELECT value FROM yard_meta WHERE key = 'instance'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
     /// Answers when the database does.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

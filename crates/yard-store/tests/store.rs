@@ -567,3 +567,75 @@ async fn hook_calls_are_audited_per_agent() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_lease_has_one_holder_until_it_expires_or_is_given_up() {
+    on_each_backend(|store| async move {
+        let mut d = deployment("leased");
+        d.advance(DeploymentStatus::CreatingProject, Timestamp(1_500))
+            .unwrap();
+        store
+            .insert_leased_deployment(&d, Some(("a", 10_000)))
+            .await
+            .unwrap();
+        // Held by a: nobody else takes it before it expires.
+        assert!(
+            !store
+                .claim_deployment(&d.id, "b", 20_000, 5_000, false)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .unleased_active_deployments(5_000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.renew_lease(&d.id, "a", 15_000).await.unwrap());
+        assert!(!store.renew_lease(&d.id, "b", 15_000).await.unwrap());
+        // Expired: listed, and exactly one of two claimants wins.
+        let orphaned = store.unleased_active_deployments(16_000).await.unwrap();
+        assert_eq!(orphaned.len(), 1);
+        let (b, c) = tokio::join!(
+            store.claim_deployment(&d.id, "b", 30_000, 16_000, false),
+            store.claim_deployment(&d.id, "c", 30_000, 16_000, false),
+        );
+        assert!(b.unwrap() ^ c.unwrap(), "one winner");
+        // The loser of a takeover learns it when renewing fails.
+        assert!(!store.renew_lease(&d.id, "a", 40_000).await.unwrap());
+        // Given up: free at once; a forced claim takes it whatever.
+        store.release_lease(&d.id, "b").await.unwrap();
+        store.release_lease(&d.id, "c").await.unwrap();
+        assert_eq!(
+            store
+                .unleased_active_deployments(16_000)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            store
+                .claim_deployment(&d.id, "a", 50_000, 16_000, false)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .claim_deployment(&d.id, "z", 50_000, 16_000, true)
+                .await
+                .unwrap()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_first_instance_id_is_kept_for_every_daemon() {
+    on_each_backend(|store| async move {
+        assert_eq!(store.instance_id("first").await.unwrap(), "first");
+        assert_eq!(store.instance_id("second").await.unwrap(), "first");
+    })
+    .await;
+}

@@ -31,7 +31,7 @@ pub(crate) enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// List the stacks with their health, or restart one.
+    /// List the stacks with their health, or restart or update one.
     Stacks {
         #[command(subcommand)]
         action: Option<StacksAction>,
@@ -171,6 +171,15 @@ pub(crate) enum StacksAction {
     /// Make a stack's container again and wait until it answers (its data
     /// stays); a stack the yard gave up on starts a fresh count.
     Restart { name: String },
+    /// Run a stack on another image by a rolling update (the swarm
+    /// backend): it keeps answering meanwhile, and an image that does not
+    /// become healthy is rolled back (exit code 1, with the reason).
+    Update {
+        name: String,
+        /// The image to run instead.
+        #[arg(long)]
+        image: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -306,11 +315,21 @@ pub(crate) struct ServeArgs {
     /// Extra labels for everything the yard creates, KEY=VALUE.
     #[arg(long = "label", env = "YARD_LABELS", value_delimiter = ',', value_parser = label)]
     pub(crate) labels: Vec<(String, String)>,
+    /// How long a daemon's claim on a deployment lasts unless renewed. With
+    /// several yards on one PostgreSQL, work whose daemon died is taken
+    /// over by another this long after it stopped renewing.
+    #[arg(long, env = "YARD_LEASE_TTL", default_value = "15s", value_parser = duration)]
+    pub(crate) lease_ttl: Duration,
     /// swarm: the container the yard itself runs in, on a manager node; the
     /// yard then joins each stack's network and reaches it by service name.
     /// Unset, each stack publishes its port on the node in host mode.
     #[arg(long, env = "YARD_SWARM_CONTAINER")]
     pub(crate) swarm_container: Option<String>,
+    /// swarm: give each stack a data volume at /data. Without one, a
+    /// rolling update starts the new task before stopping the old, so the
+    /// stack answers throughout.
+    #[arg(long, env = "YARD_STACK_VOLUME", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) stack_volume: bool,
     /// swarm: put Traefik labels on every stack's service (router
     /// NAME.<domain>), for a Traefik with its Swarm provider.
     #[arg(long, env = "YARD_TRAEFIK", default_value_t = false, action = clap::ArgAction::Set)]

@@ -32,6 +32,10 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
             action: Some(StacksAction::Restart { name }),
             client,
         } => restart(&name, &client).await,
+        Command::Stacks {
+            action: Some(StacksAction::Update { name, image }),
+            client,
+        } => update(&name, &image, &client).await,
         Command::Destroy { name, client } => destroy(&name, &client).await,
         Command::Token { action, client } => token_command(&action, &client).await,
         Command::Spawn(args) => agent_commands::spawn(&args).await,
@@ -194,6 +198,19 @@ async fn restart(name: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+async fn update(name: &str, image: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let stack = connect(args)?
+        .update_stack(name, image)
+        .await
+        .map_err(explain)?;
+    if args.json {
+        print_json(&stack)?;
+    } else {
+        println!("{} runs {} now: {}", stack.name, stack.image, stack.url);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn destroy(name: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {

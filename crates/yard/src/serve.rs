@@ -163,6 +163,7 @@ pub(crate) fn daemon_config(
                 check_every: args.health_interval,
                 ..HealingConfig::default()
             },
+            lease_ttl: args.lease_ttl,
         },
         agents: AgentSettings {
             agent_image: args.agent_image.clone(),
@@ -214,6 +215,7 @@ pub(crate) fn backend_config(args: &ServeArgs, setup: &Setup) -> anyhow::Result<
         .parse::<BackendKind>()
         .map_err(anyhow::Error::msg)?;
     config.extra_labels = args.labels.iter().cloned().collect();
+    config.stack_volume = args.stack_volume;
     if let Some(container) = &args.swarm_container {
         config.swarm_reach = SwarmReach::ServiceName {
             container: container.clone(),

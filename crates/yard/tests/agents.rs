@@ -584,7 +584,8 @@ async fn doctor_names_what_is_wrong_and_how_to_fix_it() {
     let report = String::from_utf8_lossy(&healthy.stdout).into_owned();
     assert_eq!(healthy.status.code(), Some(0), "{report}");
     for line in [
-        "ok    engine: docker",
+        "ok    stacks: the docker backend answers",
+        "ok    agents: on the local engine, docker",
         "ok    store: sqlite",
         "ok    control socket:",
         "ok    policy: built-in",

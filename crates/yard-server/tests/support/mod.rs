@@ -13,7 +13,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 use yard_core::{NamePolicy, StackAddressing};
 use yard_daemon::{AgentSettings, BackendSource, DaemonConfig, Yard};
-use yard_engine::{BackendConfig, ResourceLimits};
+use yard_engine::{BackendConfig, BackendKind, ResourceLimits};
 use yard_server::{ConnectionLimits, HttpSettings};
 use yard_services::agent_images::AgentImages;
 use yard_services::orchestrator::CacheVolume;
@@ -43,6 +43,10 @@ pub(crate) struct Options {
     pub(crate) healing: HealingConfig,
     /// `YARD_STACK_MEMORY`.
     pub(crate) stack_memory: Option<i64>,
+    /// `YARD_BACKEND`.
+    pub(crate) backend: BackendKind,
+    /// `YARD_STACK_VOLUME`.
+    pub(crate) stack_volume: bool,
 }
 
 impl Default for Options {
@@ -66,6 +70,8 @@ impl Default for Options {
                 check_every: Duration::from_secs(2),
             },
             stack_memory: ResourceLimits::STACK_DEFAULT.memory_bytes,
+            backend: BackendKind::Docker,
+            stack_volume: true,
         }
     }
 }
@@ -123,6 +129,8 @@ impl TestYard {
             data_dir: data_dir.clone(),
             database_url: options.database_url.clone(),
             backend: BackendSource::Connect(Box::new(BackendConfig {
+                kind: options.backend,
+                stack_volume: options.stack_volume,
                 extra_labels: labels,
                 ..BackendConfig::docker(instance)
             })),
@@ -138,6 +146,7 @@ impl TestYard {
                     ..ResourceLimits::STACK_DEFAULT
                 },
                 healing: options.healing.clone(),
+                lease_ttl: Duration::from_secs(10),
             },
             agents: AgentSettings {
                 agent_image: options.image,

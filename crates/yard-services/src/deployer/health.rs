@@ -477,6 +477,21 @@ impl Deployer {
                 return Err(DeployError::NoSuchStack(stack.to_string()));
             }
         };
+        // Another daemon on the same database may be healing it already.
+        if !self.claim(&deployment, false).await? {
+            self.tracker(stack, |t| t.healing = false);
+            return Err(DeployError::InProgress(stack.to_string()));
+        }
+        let made = self.make_again_leased(stack, &deployment).await;
+        self.release(&deployment).await;
+        made
+    }
+
+    async fn make_again_leased(
+        &self,
+        stack: &StackName,
+        deployment: &Deployment,
+    ) -> Result<Deployment, DeployError> {
         self.tracker(stack, |t| {
             t.healing = true;
             t.restarts.push_back(Instant::now());
@@ -484,7 +499,7 @@ impl Deployer {
         let restarts = deployment.health.restarts.saturating_add(1);
         let last_failure = deployment.health.last_failure.clone();
         self.record_health(
-            &deployment,
+            deployment,
             HealthReport {
                 health: StackHealth::Restarting,
                 reason: last_failure.as_ref().map(|f| format!("restarting: {f}")),
@@ -495,7 +510,7 @@ impl Deployer {
         .await?;
         tracing::info!(%stack, restarts, "making the stack again");
         let engine = &self.inner.engine;
-        let spec = self.spec_for(&deployment);
+        let spec = self.spec_for(deployment);
         let made = async {
             if let Some(old) = engine.remove_application(stack).await? {
                 self.tracker(stack, |t| {
@@ -544,7 +559,7 @@ impl Deployer {
             }
         };
         let down = report.health.is_down();
-        self.record_health(&deployment, report).await?;
+        self.record_health(deployment, report).await?;
         if down && self.inner.config.healing.policy == RestartPolicy::OnFailure {
             self.schedule_restart(stack.clone());
         }
@@ -553,7 +568,7 @@ impl Deployer {
             .store
             .live_deployment(stack)
             .await?
-            .unwrap_or(deployment))
+            .unwrap_or_else(|| deployment.clone()))
     }
 
     /// Restarts the stack named `raw` now, for a person who may manage it:
@@ -584,6 +599,12 @@ impl Deployer {
         });
         tracing::info!(stack = %name, by = %by.owner.name, "restart asked for");
         self.make_again(&name).await
+    }
+
+    /// Tells the watcher the yard itself is remaking the stack (or not), so
+    /// what its old container does meanwhile is not taken for a failure.
+    pub(super) fn mark_healing(&self, stack: &StackName, healing: bool) {
+        self.tracker(stack, |t| t.healing = healing);
     }
 
     /// A stack was just deployed or removed: what the watcher knew of it
