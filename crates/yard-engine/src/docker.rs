@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
-use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummary,
     ContainerUpdateBody, HealthStatusEnum, HostConfig, Mount, MountType, NetworkCreateRequest,
@@ -41,6 +40,7 @@ mod agents;
 mod image_user;
 mod watch;
 
+use crate::docker_api::{backend, stack_networks_and_volumes, status, unavailable};
 use crate::{
     Endpoint, Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, ResourceKind,
     ResourceLimits, StackEvent, StackResource, StackSpec, StackState, UserIds, is_reserved_label,
@@ -734,38 +734,7 @@ impl Engine for DockerEngine {
                 });
             }
         }
-        let networks = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .map_err(|e| backend("listing networks", e))?;
-        for n in networks {
-            if let Some(stack) = stack_of(n.labels.as_ref()) {
-                found.push(StackResource {
-                    kind: ResourceKind::Network,
-                    name: n.name.or(n.id).unwrap_or_default(),
-                    stack,
-                });
-            }
-        }
-        let volumes = self
-            .docker
-            .list_volumes(Some(
-                ListVolumesOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .map_err(|e| backend("listing volumes", e))?;
-        for v in volumes.volumes.unwrap_or_default() {
-            if let Some(stack) = stack_of(Some(&v.labels)) {
-                found.push(StackResource {
-                    kind: ResourceKind::Volume,
-                    name: v.name,
-                    stack,
-                });
-            }
-        }
+        found.extend(stack_networks_and_volumes(&self.docker, &filters).await?);
         Ok(found)
     }
 }
@@ -773,42 +742,4 @@ impl Engine for DockerEngine {
 /// Docker reports container names with a leading `/`.
 fn first_name(names: Option<&[String]>) -> Option<String> {
     names?.first().map(|n| n.trim_start_matches('/').to_owned())
-}
-
-fn status(e: &DockerError) -> Option<u16> {
-    match e {
-        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
-/// Connection-level failures mean the engine is unreachable; the rest are
-/// the engine refusing an operation.
-fn is_unreachable(e: &DockerError) -> bool {
-    matches!(
-        e,
-        DockerError::SocketNotFoundError(_)
-            | DockerError::HyperLegacyError { .. }
-            | DockerError::HyperResponseError { .. }
-            | DockerError::IOError { .. }
-            | DockerError::RequestTimeoutError
-            | DockerError::UnsupportedURISchemeError { .. }
-    )
-}
-
-fn unavailable(e: DockerError) -> EngineError {
-    EngineError::Unavailable(format!(
-        "the Docker engine ({e}); is Docker running, and is DOCKER_HOST right?"
-    ))
-}
-
-fn backend(operation: &'static str, e: DockerError) -> EngineError {
-    if is_unreachable(&e) {
-        return unavailable(e);
-    }
-    let message = match e {
-        DockerError::DockerResponseServerError { message, .. } => message,
-        other => other.to_string(),
-    };
-    EngineError::Backend { operation, message }
 }

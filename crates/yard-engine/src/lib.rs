@@ -10,6 +10,7 @@
 
 pub mod backend;
 pub mod docker;
+mod docker_api;
 pub mod dokploy;
 pub mod swarm;
 

@@ -62,6 +62,7 @@ mod spec;
 mod tasks;
 mod update;
 
+use crate::docker_api::{backend, is_unreachable, stack_networks_and_volumes, status, unavailable};
 use crate::{
     Endpoint, Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, ResourceKind,
     StackEvent, StackResource, StackSpec, StackState, UpdateOutcome, is_reserved_label,
@@ -802,38 +803,7 @@ impl Engine for SwarmEngine {
                 });
             }
         }
-        let networks = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .map_err(|e| backend("listing networks", e))?;
-        for n in networks {
-            if let Some(stack) = stack_of(n.labels.as_ref()) {
-                found.push(StackResource {
-                    kind: ResourceKind::Network,
-                    name: n.name.or(n.id).unwrap_or_default(),
-                    stack,
-                });
-            }
-        }
-        let volumes = self
-            .docker
-            .list_volumes(Some(
-                ListVolumesOptionsBuilder::new().filters(&filters).build(),
-            ))
-            .await
-            .map_err(|e| backend("listing volumes", e))?;
-        for v in volumes.volumes.unwrap_or_default() {
-            if let Some(stack) = stack_of(Some(&v.labels)) {
-                found.push(StackResource {
-                    kind: ResourceKind::Volume,
-                    name: v.name,
-                    stack,
-                });
-            }
-        }
+        found.extend(stack_networks_and_volumes(&self.docker, &filters).await?);
         Ok(found)
     }
 
@@ -857,48 +827,6 @@ impl Engine for SwarmEngine {
     ) -> Result<UpdateOutcome, EngineError> {
         SwarmEngine::update_image(self, name, image, timeout).await
     }
-}
-
-fn status(e: &DockerError) -> Option<u16> {
-    match e {
-        DockerError::DockerResponseServerError { status_code, .. } => Some(*status_code),
-        _ => None,
-    }
-}
-
-/// Connection-level failures mean the engine is unreachable; the rest are
-/// the engine refusing an operation.
-fn is_unreachable(e: &DockerError) -> bool {
-    matches!(
-        e,
-        DockerError::SocketNotFoundError(_)
-            | DockerError::HyperLegacyError { .. }
-            | DockerError::HyperResponseError { .. }
-            | DockerError::IOError { .. }
-            | DockerError::RequestTimeoutError
-            | DockerError::UnsupportedURISchemeError { .. }
-    )
-}
-
-fn unavailable(e: DockerError) -> EngineError {
-    EngineError::Unavailable(e.to_string())
-}
-
-/// The engine's refusal of `operation`, worded for the operator; an engine
-/// that is not a swarm manager refuses every service and task call alike,
-/// and gets its own error with what to do about it.
-fn backend(operation: &'static str, e: DockerError) -> EngineError {
-    if is_unreachable(&e) {
-        return unavailable(e);
-    }
-    let message = match e {
-        DockerError::DockerResponseServerError { message, .. } => message,
-        other => other.to_string(),
-    };
-    if message.contains("not a swarm manager") {
-        return EngineError::NotSwarmManager;
-    }
-    EngineError::Backend { operation, message }
 }
 
 #[cfg(test)]

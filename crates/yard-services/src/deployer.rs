@@ -271,23 +271,10 @@ impl Deployer {
     /// Removes the stack named `raw` and everything it owns, when `by` may
     /// manage it. Waits until the engine has removed it.
     pub async fn destroy(&self, raw: &str, by: &Person) -> Result<Deployment, DeployError> {
-        let name = StackName::from_trusted(raw.trim().to_lowercase());
-        let missing = || DeployError::NoSuchStack(name.to_string());
         // Refuse at once rather than queue behind a running deployment.
-        let current = self
-            .inner
-            .store
-            .live_deployment(&name)
-            .await?
-            .ok_or_else(missing)?;
-        if !by.may_manage(current.owner.as_ref()) {
-            return Err(DeployError::NotOwner {
-                name: name.to_string(),
-                owner: current
-                    .owner
-                    .map_or_else(|| "the admin".to_owned(), |o| o.name),
-            });
-        }
+        let current = self.managed_stack(raw, by).await?;
+        let name = current.name.clone();
+        let missing = || DeployError::NoSuchStack(name.to_string());
         if current.status.is_in_progress() {
             return Err(DeployError::InProgress(name.to_string()));
         }
@@ -307,19 +294,14 @@ impl Deployer {
         Ok(deployment)
     }
 
-    /// Runs the stack named `raw` on `image` instead, by the backend's
-    /// rolling update (a backend without one says so): the stack keeps
-    /// answering while it can, and a new image that fails is rolled back.
-    /// Either way the deployment's record says what happened.
-    pub async fn update_stack(
+    /// The live stack named `raw`, when `by` may manage it.
+    pub(crate) async fn managed_stack(
         &self,
         raw: &str,
-        image: &str,
         by: &Person,
     ) -> Result<Deployment, DeployError> {
-        let image = ImageRef::parse(image)?.to_string();
         let name = StackName::from_trusted(raw.trim().to_lowercase());
-        let mut deployment = self
+        let deployment = self
             .inner
             .store
             .live_deployment(&name)
@@ -333,6 +315,22 @@ impl Deployer {
                     .map_or_else(|| "the admin".to_owned(), |o| o.name),
             });
         }
+        Ok(deployment)
+    }
+
+    /// Runs the stack named `raw` on `image` instead, by the backend's
+    /// rolling update (a backend without one says so): the stack keeps
+    /// answering while it can, and a new image that fails is rolled back.
+    /// Either way the deployment's record says what happened.
+    pub async fn update_stack(
+        &self,
+        raw: &str,
+        image: &str,
+        by: &Person,
+    ) -> Result<Deployment, DeployError> {
+        let image = ImageRef::parse(image)?.to_string();
+        let mut deployment = self.managed_stack(raw, by).await?;
+        let name = deployment.name.clone();
         let _guard = self.inner.locks.lock(name.as_str()).await;
         if deployment.status != DeploymentStatus::Completed
             || !self.claim(&deployment, false).await?

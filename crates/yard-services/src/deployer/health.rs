@@ -575,21 +575,8 @@ impl Deployer {
     /// its container is made again, whatever its health, and a stack that
     /// was given up on gets a fresh count of restarts.
     pub async fn restart_stack(&self, raw: &str, by: &Person) -> Result<Deployment, DeployError> {
-        let name = StackName::from_trusted(raw.trim().to_lowercase());
-        let deployment = self
-            .inner
-            .store
-            .live_deployment(&name)
-            .await?
-            .ok_or_else(|| DeployError::NoSuchStack(name.to_string()))?;
-        if !by.may_manage(deployment.owner.as_ref()) {
-            return Err(DeployError::NotOwner {
-                name: name.to_string(),
-                owner: deployment
-                    .owner
-                    .map_or_else(|| "the admin".to_owned(), |o| o.name),
-            });
-        }
+        let deployment = self.managed_stack(raw, by).await?;
+        let name = deployment.name.clone();
         if deployment.status != DeploymentStatus::Completed {
             return Err(DeployError::InProgress(name.to_string()));
         }
