@@ -128,6 +128,7 @@ impl Backend {
             BackendKind::Docker => {
                 let mut docker = DockerConfig::new(instance);
                 docker.extra_labels = config.extra_labels.clone();
+                docker.network_owner = Some(config.instance.clone());
                 Arc::new(DockerEngine::connect(docker)?)
             }
             BackendKind::Swarm => {

@@ -97,6 +97,11 @@ pub struct DockerConfig {
     pub publish_ip: IpAddr,
     /// Where the stack's data volume is mounted in its container.
     pub data_mount: String,
+    /// This yard's own id when several yards share the instance id (one
+    /// database): each makes and uses a stacks network of its own, named
+    /// with it, because Docker lets two yards make two networks of one
+    /// name at once and then cannot attach to either by that name.
+    pub network_owner: Option<String>,
 }
 
 impl DockerConfig {
@@ -107,6 +112,7 @@ impl DockerConfig {
             extra_labels: BTreeMap::new(),
             publish_ip: IpAddr::from([127, 0, 0, 1]),
             data_mount: "/data".to_owned(),
+            network_owner: None,
         }
     }
 }
@@ -223,7 +229,10 @@ impl DockerEngine {
 
     /// The network every stack of this instance joins.
     fn stacks_network(&self) -> String {
-        format!("agentyard-{}-stacks", self.config.instance)
+        match &self.config.network_owner {
+            Some(owner) => format!("agentyard-{}-stacks-{owner}", self.config.instance),
+            None => format!("agentyard-{}-stacks", self.config.instance),
+        }
     }
 
     /// Makes sure this instance's stacks network exists: one bridge with
@@ -234,11 +243,10 @@ impl DockerEngine {
     /// may have been removed by hand) and made under a lock, so concurrent
     /// deployments make one. Returns its id.
     ///
-    /// Docker does not refuse a second network of the same name, and two
-    /// yards sharing one database (and so one instance id) may both make
-    /// it at once. Every yard then keeps the same one, the oldest (ties go
-    /// to the lower id), removes the others if nothing uses them yet, and
-    /// attaches stacks by id, never by the name that became ambiguous.
+    /// Docker does not refuse a second network of the same name, so yards
+    /// sharing one instance id each have their own (see
+    /// [`DockerConfig::network_owner`]); should a duplicate appear anyway,
+    /// new stacks go to the lowest id, always attached by id.
     async fn ensure_stacks_network(&self) -> Result<String, EngineError> {
         let _making = self.network_lock.lock().await;
         let name = self.stacks_network();
@@ -263,30 +271,15 @@ impl DockerEngine {
             tracing::info!(network = %name, "stacks network created");
             found = self.stacks_networks(&name).await?;
         }
-        found.sort();
-        let mut found = found.into_iter();
-        let Some((_, keeper)) = found.next() else {
-            return Err(EngineError::Backend {
-                operation: "creating the stacks network",
-                message: format!("{name} vanished as soon as it was made"),
-            });
-        };
-        for (_, duplicate) in found {
-            match self.docker.remove_network(&duplicate).await {
-                Ok(()) => {
-                    tracing::info!(network = %name, id = %duplicate, "removed a duplicate stacks network")
-                }
-                Err(e) => {
-                    tracing::debug!(network = %name, id = %duplicate, error = %e, "a duplicate stacks network is still in use")
-                }
-            }
-        }
-        Ok(keeper)
+        found.into_iter().min().ok_or_else(|| EngineError::Backend {
+            operation: "creating the stacks network",
+            message: format!("{name} vanished as soon as it was made"),
+        })
     }
 
-    /// This instance's networks named `name`, as (created, id); an error if
-    /// one by that name is not the yard's.
-    async fn stacks_networks(&self, name: &str) -> Result<Vec<(String, String)>, EngineError> {
+    /// The ids of this instance's networks named `name`; an error if one by
+    /// that name is not the yard's.
+    async fn stacks_networks(&self, name: &str) -> Result<Vec<String>, EngineError> {
         let filters = HashMap::from([("name", vec![name.to_owned()])]);
         let networks = self
             .docker
@@ -311,10 +304,7 @@ impl DockerEngine {
                     name: name.to_owned(),
                 });
             }
-            ours.push((
-                network.created.unwrap_or_default(),
-                network.id.unwrap_or_default(),
-            ));
+            ours.push(network.id.unwrap_or_default());
         }
         Ok(ours)
     }
