@@ -24,23 +24,19 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder,
+    ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
-use bytes::Bytes;
-use futures::TryStreamExt;
 use futures::stream::BoxStream;
-use http_body_util::Empty;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use yard_core::StackName;
 
 mod agents;
 mod image_user;
 mod watch;
 
-use crate::docker_api::{backend, stack_networks_and_volumes, status, unavailable};
+use crate::docker_api::{
+    ProbeClient, answers, backend, probe_client, stack_networks_and_volumes, status, tail_logs,
+    unavailable,
+};
 use crate::{
     Endpoint, Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, ResourceKind,
     ResourceLimits, StackEvent, StackResource, StackSpec, StackState, UserIds, is_reserved_label,
@@ -122,7 +118,7 @@ impl DockerConfig {
 pub struct DockerEngine {
     docker: Docker,
     config: DockerConfig,
-    probe: Client<HttpConnector, Empty<Bytes>>,
+    probe: ProbeClient,
     /// Held while the stacks network is checked or made.
     network_lock: Arc<tokio::sync::Mutex<()>>,
     /// The user each agent image (by id) runs as, once looked up. Held
@@ -140,7 +136,7 @@ impl DockerEngine {
             return Err(EngineError::ReservedLabel(key.clone()));
         }
         let docker = Docker::connect_with_defaults().map_err(unavailable)?;
-        let probe = Client::builder(TokioExecutor::new()).build_http();
+        let probe = probe_client();
         Ok(Self {
             docker,
             config,
@@ -409,39 +405,6 @@ impl DockerEngine {
         Endpoint::http(format!("{}:{host_port}", self.config.publish_ip))
     }
 
-    /// The last lines the container printed, for failure messages.
-    async fn tail_logs(&self, container: &str) -> String {
-        let options = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(true)
-            .tail("20")
-            .build();
-        match self
-            .docker
-            .logs(container, Some(options))
-            .try_collect::<Vec<_>>()
-            .await
-        {
-            Ok(lines) => lines.iter().map(ToString::to_string).collect::<String>(),
-            Err(e) => format!("(logs unavailable: {e})"),
-        }
-    }
-
-    /// `true` when the stack at `endpoint` answers HTTP with a status below
-    /// 500 within two seconds: a server error is not ready.
-    async fn answers(&self, endpoint: &Endpoint) -> bool {
-        let Ok(request) = hyper::Request::get(endpoint.url("/"))
-            .header(hyper::header::HOST, endpoint.host_header())
-            .body(Empty::new())
-        else {
-            return false;
-        };
-        matches!(
-            tokio::time::timeout(Duration::from_secs(2), self.probe.request(request)).await,
-            Ok(Ok(response)) if response.status().as_u16() < 500
-        )
-    }
-
     /// Lets the yard, not the engine, decide when a stack comes back: a
     /// container made with Docker's own restart policy (by an older yard)
     /// is switched to none.
@@ -563,7 +526,7 @@ impl Engine for DockerEngine {
             );
             if stopped || container.restart_count.unwrap_or(0) > 0 {
                 let code = state.exit_code.unwrap_or_default();
-                let logs = self.tail_logs(&name).await;
+                let logs = tail_logs(&self.docker, &name).await;
                 return Err(EngineError::NotReady(format!(
                     "the container exited with code {code}; its last output:\n{logs}"
                 )));
@@ -572,7 +535,7 @@ impl Engine for DockerEngine {
             // any other is ready when it answers HTTP below 500.
             let own_check = state.health.as_ref().and_then(|h| h.status);
             if own_check == Some(HealthStatusEnum::UNHEALTHY) {
-                let logs = self.tail_logs(&name).await;
+                let logs = tail_logs(&self.docker, &name).await;
                 return Err(EngineError::NotReady(format!(
                     "its own health check says it is unhealthy; its last output:\n{logs}"
                 )));
@@ -581,7 +544,7 @@ impl Engine for DockerEngine {
                 let ready = match own_check {
                     Some(HealthStatusEnum::HEALTHY) => true,
                     Some(HealthStatusEnum::STARTING) => false,
-                    _ => self.answers(&endpoint).await,
+                    _ => answers(&self.probe, &endpoint).await,
                 };
                 if ready {
                     return Ok(endpoint);
@@ -702,7 +665,7 @@ impl Engine for DockerEngine {
     }
 
     async fn probe(&self, endpoint: &Endpoint) -> bool {
-        self.answers(endpoint).await
+        answers(&self.probe, endpoint).await
     }
 
     async fn stack_resources(&self) -> Result<Vec<StackResource>, EngineError> {

@@ -1,15 +1,25 @@
 //! What the two backends on the Docker API (`docker` and `swarm`) share:
-//! how Docker's errors become the yard's, and the labelled networks and
-//! volumes a stack owns.
+//! how Docker's errors become the yard's, the labelled networks and
+//! volumes a stack owns, what a container event means for a stack, a
+//! container's last output, and the readiness probe.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::errors::Error as DockerError;
-use bollard::query_parameters::{ListNetworksOptionsBuilder, ListVolumesOptionsBuilder};
+use bollard::query_parameters::{
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use http_body_util::Empty;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use yard_core::StackName;
 
-use crate::{EngineError, LABEL_STACK, ResourceKind, StackResource};
+use crate::{ContainerChange, Endpoint, EngineError, LABEL_STACK, ResourceKind, StackResource};
 
 /// The HTTP status of Docker's refusal, if it was one.
 pub(crate) fn status(e: &DockerError) -> Option<u16> {
@@ -99,4 +109,68 @@ pub(crate) async fn stack_networks_and_volumes(
         }
     }
     Ok(found)
+}
+
+/// The HTTP client readiness probes go out on.
+pub(crate) type ProbeClient = Client<HttpConnector, Empty<Bytes>>;
+
+pub(crate) fn probe_client() -> ProbeClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// `true` when the stack at `endpoint` answers HTTP with a status below
+/// 500 within two seconds: a server error is not ready.
+pub(crate) async fn answers(client: &ProbeClient, endpoint: &Endpoint) -> bool {
+    let Ok(request) = hyper::Request::get(endpoint.url("/"))
+        .header(hyper::header::HOST, endpoint.host_header())
+        .body(Empty::new())
+    else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), client.request(request)).await,
+        Ok(Ok(response)) if response.status().as_u16() < 500
+    )
+}
+
+/// The last lines a container printed, for failure messages.
+pub(crate) async fn tail_logs(docker: &Docker, container: &str) -> String {
+    let options = LogsOptionsBuilder::new()
+        .stdout(true)
+        .stderr(true)
+        .tail("20")
+        .build();
+    match docker
+        .logs(container, Some(options))
+        .try_collect::<Vec<_>>()
+        .await
+    {
+        Ok(lines) => lines.iter().map(ToString::to_string).collect::<String>(),
+        Err(e) => format!("(logs unavailable: {e})"),
+    }
+}
+
+/// What a container event (`action`, with the container's `attributes`)
+/// means for the stack it belongs to, if anything.
+pub(crate) fn container_change(
+    action: &str,
+    attributes: &HashMap<String, String>,
+) -> Option<(StackName, ContainerChange)> {
+    let stack = StackName::from_trusted(attributes.get(LABEL_STACK)?.as_str());
+    let change = match action {
+        "start" => ContainerChange::Started,
+        "kill" => ContainerChange::Signalled(attributes.get("signal").cloned().unwrap_or_default()),
+        "oom" => ContainerChange::OutOfMemory,
+        "die" => ContainerChange::Died {
+            code: attributes
+                .get("exitCode")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or_default(),
+        },
+        "destroy" => ContainerChange::Removed,
+        "health_status: healthy" => ContainerChange::Health(true),
+        "health_status: unhealthy" => ContainerChange::Health(false),
+        _ => return None,
+    };
+    Some((stack, change))
 }

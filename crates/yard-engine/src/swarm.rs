@@ -46,23 +46,20 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListServicesOptionsBuilder,
-    ListTasksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    ListTasksOptionsBuilder, ListVolumesOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder,
 };
-use bytes::Bytes;
-use futures::TryStreamExt;
 use futures::stream::BoxStream;
-use http_body_util::Empty;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use yard_core::StackName;
 
 mod spec;
 mod tasks;
 mod update;
 
-use crate::docker_api::{backend, is_unreachable, stack_networks_and_volumes, status, unavailable};
+use crate::docker_api::{
+    ProbeClient, answers, backend, is_unreachable, probe_client, stack_networks_and_volumes,
+    status, tail_logs, unavailable,
+};
 use crate::{
     Endpoint, Engine, EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, ResourceKind,
     StackEvent, StackResource, StackSpec, StackState, UpdateOutcome, is_reserved_label,
@@ -212,7 +209,7 @@ impl SwarmConfig {
 pub struct SwarmEngine {
     docker: Docker,
     config: SwarmConfig,
-    probe: Client<HttpConnector, Empty<Bytes>>,
+    probe: ProbeClient,
 }
 
 impl SwarmEngine {
@@ -226,7 +223,7 @@ impl SwarmEngine {
             return Err(EngineError::ReservedLabel(key.clone()));
         }
         let docker = Docker::connect_with_defaults().map_err(unavailable)?;
-        let probe = Client::builder(TokioExecutor::new()).build_http();
+        let probe = probe_client();
         Ok(Self {
             docker,
             config,
@@ -434,24 +431,6 @@ impl SwarmEngine {
         inspected.state?.health?.status
     }
 
-    /// The last lines a task container printed, for failure messages.
-    async fn tail_logs(&self, container: &str) -> String {
-        let options = LogsOptionsBuilder::new()
-            .stdout(true)
-            .stderr(true)
-            .tail("20")
-            .build();
-        match self
-            .docker
-            .logs(container, Some(options))
-            .try_collect::<Vec<_>>()
-            .await
-        {
-            Ok(lines) => lines.iter().map(ToString::to_string).collect::<String>(),
-            Err(e) => format!("(logs unavailable: {e})"),
-        }
-    }
-
     /// Why a failed task failed, with its container's last output when
     /// the container is still on this node.
     async fn failure_message(&self, task: &Task) -> String {
@@ -462,26 +441,11 @@ impl SwarmEngine {
             .unwrap_or_else(|| "no reason given".to_owned());
         match status.container_status.and_then(|c| c.container_id) {
             Some(container) if !container.is_empty() => {
-                let logs = self.tail_logs(&container).await;
+                let logs = tail_logs(&self.docker, &container).await;
                 format!("its task failed ({why}); its last output:\n{logs}")
             }
             _ => format!("its task failed ({why})"),
         }
-    }
-
-    /// `true` when the stack at `endpoint` answers HTTP with a status below
-    /// 500 within two seconds: a server error is not ready.
-    async fn answers(&self, endpoint: &Endpoint) -> bool {
-        let Ok(request) = hyper::Request::get(endpoint.url("/"))
-            .header(hyper::header::HOST, endpoint.host_header())
-            .body(Empty::new())
-        else {
-            return false;
-        };
-        matches!(
-            tokio::time::timeout(Duration::from_secs(2), self.probe.request(request)).await,
-            Ok(Ok(response)) if response.status().as_u16() < 500
-        )
     }
 
     /// Force-removes the stack's task containers on this node, so what they
@@ -645,7 +609,7 @@ impl Engine for SwarmEngine {
                     None => None,
                 };
                 if own_check == Some(HealthStatusEnum::UNHEALTHY) {
-                    let logs = self.tail_logs(container.unwrap_or_default()).await;
+                    let logs = tail_logs(&self.docker, container.unwrap_or_default()).await;
                     return Err(EngineError::NotReady(format!(
                         "its own health check says it is unhealthy; its last output:\n{logs}"
                     )));
@@ -654,7 +618,7 @@ impl Engine for SwarmEngine {
                     let ready = match own_check {
                         Some(HealthStatusEnum::HEALTHY) => true,
                         Some(HealthStatusEnum::STARTING) => false,
-                        _ => self.answers(&endpoint).await,
+                        _ => answers(&self.probe, &endpoint).await,
                     };
                     if ready {
                         return Ok(endpoint);
@@ -816,7 +780,7 @@ impl Engine for SwarmEngine {
     }
 
     async fn probe(&self, endpoint: &Endpoint) -> bool {
-        self.answers(endpoint).await
+        answers(&self.probe, endpoint).await
     }
 
     async fn update_image(

@@ -12,10 +12,8 @@ use futures::{StreamExt, TryStreamExt};
 use yard_core::StackName;
 
 use super::{DockerEngine, LABEL_PORT, backend, status};
-use crate::{
-    ContainerChange, EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, StackEvent,
-    StackState,
-};
+use crate::docker_api::container_change;
+use crate::{EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, StackEvent, StackState};
 
 impl DockerEngine {
     pub(super) async fn states(&self) -> Result<Vec<(StackName, StackState)>, EngineError> {
@@ -127,24 +125,7 @@ fn stack_event(message: EventMessage) -> Option<StackEvent> {
         }
         EventMessageTypeEnum::CONTAINER => {
             let attributes = actor.attributes.unwrap_or_default();
-            let stack = StackName::from_trusted(attributes.get(LABEL_STACK)?.as_str());
-            let change = match action.as_str() {
-                "start" => ContainerChange::Started,
-                "kill" => ContainerChange::Signalled(
-                    attributes.get("signal").cloned().unwrap_or_default(),
-                ),
-                "oom" => ContainerChange::OutOfMemory,
-                "die" => ContainerChange::Died {
-                    code: attributes
-                        .get("exitCode")
-                        .and_then(|c| c.parse().ok())
-                        .unwrap_or_default(),
-                },
-                "destroy" => ContainerChange::Removed,
-                "health_status: healthy" => ContainerChange::Health(true),
-                "health_status: unhealthy" => ContainerChange::Health(false),
-                _ => return None,
-            };
+            let (stack, change) = container_change(&action, &attributes)?;
             Some(StackEvent::Container {
                 stack,
                 id: actor.id?,
@@ -158,6 +139,7 @@ fn stack_event(message: EventMessage) -> Option<StackEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ContainerChange;
     use bollard::models::EventActor;
 
     fn message(

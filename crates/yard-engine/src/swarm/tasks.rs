@@ -18,10 +18,8 @@ use futures::{StreamExt, TryStreamExt};
 use yard_core::StackName;
 
 use super::{SwarmEngine, backend};
-use crate::{
-    ContainerChange, EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, StackEvent,
-    StackState,
-};
+use crate::docker_api::container_change;
+use crate::{EngineError, LABEL_INSTANCE, LABEL_MANAGED, LABEL_STACK, StackEvent, StackState};
 
 /// A sortable key for a timestamp as Docker writes it (RFC 3339 in UTC,
 /// with up to nine fractional digits, which it trims): the fraction padded
@@ -323,24 +321,7 @@ fn stack_event(message: EventMessage, prefix: &str) -> Option<StackEvent> {
             .is_some_and(|name| name.starts_with(prefix))
             .then_some(StackEvent::Network),
         EventMessageTypeEnum::CONTAINER => {
-            let stack = StackName::from_trusted(attributes.get(LABEL_STACK)?.as_str());
-            let change = match action.as_str() {
-                "start" => ContainerChange::Started,
-                "kill" => ContainerChange::Signalled(
-                    attributes.get("signal").cloned().unwrap_or_default(),
-                ),
-                "oom" => ContainerChange::OutOfMemory,
-                "die" => ContainerChange::Died {
-                    code: attributes
-                        .get("exitCode")
-                        .and_then(|c| c.parse().ok())
-                        .unwrap_or_default(),
-                },
-                "destroy" => ContainerChange::Removed,
-                "health_status: healthy" => ContainerChange::Health(true),
-                "health_status: unhealthy" => ContainerChange::Health(false),
-                _ => return None,
-            };
+            let (stack, change) = container_change(&action, &attributes)?;
             Some(StackEvent::Container {
                 stack,
                 id: message.actor?.id?,
@@ -354,6 +335,7 @@ fn stack_event(message: EventMessage, prefix: &str) -> Option<StackEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ContainerChange;
     use bollard::models::{
         ContainerStatus, EndpointPortConfig, EventActor, PortStatus, TaskStatus,
     };
