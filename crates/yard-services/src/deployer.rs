@@ -371,7 +371,7 @@ impl Deployer {
         };
         deployment.seq += 1;
         deployment.updated_at = now();
-        let recorded = self.inner.store.record_update(&deployment).await;
+        let recorded = self.inner.store.save_deployment(&deployment).await;
         self.release(&deployment).await;
         recorded?;
         self.publish(&deployment);

@@ -137,13 +137,14 @@ impl Store {
         }
     }
 
-    /// Writes a deployment's new state. A write carrying an older `seq` than
-    /// the stored one is ignored, so a late writer can never roll a
-    /// deployment back; returns whether the row changed.
+    /// Writes a deployment's new state (its image too, which a rolling
+    /// update changes). A write carrying an older `seq` than the stored one
+    /// is ignored, so a late writer can never roll a deployment back;
+    /// returns whether the row changed.
     pub async fn save_deployment(&self, d: &Deployment) -> Result<bool, StoreError> {
         let result = sqlx::query(
             "UPDATE deployments SET status = $2, progress = $3, current_step = $4, message = $5, \
-             seq = $6, updated_at = $7 WHERE id = $1 AND seq < $6",
+             seq = $6, updated_at = $7, image = $8 WHERE id = $1 AND seq < $6",
         )
         .bind(d.id.as_str())
         .bind(d.status.as_str())
@@ -152,6 +153,7 @@ impl Store {
         .bind(d.message.as_deref())
         .bind(d.seq)
         .bind(d.updated_at.0)
+        .bind(d.image.as_str())
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)
@@ -236,24 +238,6 @@ impl Store {
         let mut active = self.live_deployments().await?;
         active.retain(|d| d.status.is_active());
         Ok(active)
-    }
-
-    /// Records a rolling update of a completed deployment: the image it
-    /// runs now and what happened, as its message; an older write loses,
-    /// as with [`Store::save_deployment`].
-    pub async fn record_update(&self, d: &Deployment) -> Result<bool, StoreError> {
-        let result = sqlx::query(
-            "UPDATE deployments SET image = $2, message = $3, seq = $4, updated_at = $5 \
-             WHERE id = $1 AND seq < $4",
-        )
-        .bind(d.id.as_str())
-        .bind(d.image.as_str())
-        .bind(d.message.as_deref())
-        .bind(d.seq)
-        .bind(d.updated_at.0)
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() == 1)
     }
 
     /// Takes the lease of deployment `id` for `holder` until `until`
