@@ -105,10 +105,12 @@ async fn through_the_api(backend: &str) -> Duration {
 /// seconds to call it stable.)
 fn shell_loop() -> Duration {
     let sweep = DockerSweep::new();
-    let id = &sweep.id()[..12];
+    // Labelled as the sweep labels, so it removes them even if this panics.
+    let id = sweep.id();
+    let short = &id[..12];
     let script = format!(
         "for i in $(seq 1 {STACKS}); do \
-           docker service create --detach --quiet --name yardbench-{id}-$i \
+           docker service create --detach --quiet --name yardbench-{short}-$i \
              --label {TEST_LABEL}={id} --replicas 1 \
              --publish mode=host,target=8080 {WEB_IMAGE} >/dev/null 2>&1 & \
          done; wait; \
@@ -119,12 +121,6 @@ fn shell_loop() -> Duration {
     let status = Command::new("sh").arg("-c").arg(&script).status().unwrap();
     let elapsed = started.elapsed();
     assert!(status.success());
-    let _ = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "docker service ls -q --filter label={TEST_LABEL}={id} | xargs -r docker service rm >/dev/null"
-        ))
-        .status();
     drop(sweep);
     elapsed
 }
