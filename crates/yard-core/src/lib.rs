@@ -18,6 +18,7 @@ pub mod hook;
 pub mod image;
 pub mod name;
 pub mod policy;
+pub mod question;
 
 pub use access::{Actor, Owner, Person, Role};
 pub use address::StackAddressing;
@@ -31,3 +32,4 @@ pub use hook::HookEvent;
 pub use image::{ImageRef, ImageRefError};
 pub use name::{NameError, NamePolicy, StackName};
 pub use policy::{Decision, HookFacts, Policy, PolicyError, Verdict};
+pub use question::{Question, QuestionError, QuestionKind, QuestionOutcome};

@@ -7,7 +7,7 @@
 //! store and carries on from there.
 
 use tokio::sync::broadcast;
-use yard_core::{Agent, Deployment};
+use yard_core::{Agent, Deployment, Question};
 
 /// Something that changed in the yard.
 #[derive(Debug, Clone)]
@@ -16,6 +16,8 @@ pub enum YardEvent {
     Deployment(Deployment),
     /// An agent's new state, after it was stored.
     Agent(Agent),
+    /// A question asked, or settled, after it was stored.
+    Question(Question),
 }
 
 /// A cheap-to-clone handle on the bus.

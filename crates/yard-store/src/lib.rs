@@ -9,6 +9,7 @@
 
 mod agents;
 mod deployments;
+mod questions;
 mod sessions;
 mod tokens;
 

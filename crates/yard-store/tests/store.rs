@@ -639,3 +639,57 @@ async fn the_first_instance_id_is_kept_for_every_daemon() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_question_is_settled_once_and_keeps_its_options() {
+    use yard_core::{AgentId, Question, QuestionKind, QuestionOutcome};
+    on_each_backend(|store| async move {
+        let agent = AgentId::generate();
+        let question = Question {
+            id: "q1".into(),
+            agent_id: agent.clone(),
+            owner_id: Some("o-alice".into()),
+            kind: QuestionKind::Select {
+                options: vec!["red".into(), "blue sky".into()],
+            },
+            message: "which?".into(),
+            context: None,
+            deadline: Timestamp(9_000),
+            created_at: Timestamp(1_000),
+            outcome: QuestionOutcome::Pending,
+        };
+        store.insert_question(&question).await.unwrap();
+        assert_eq!(store.question("q1").await.unwrap(), Some(question.clone()));
+        assert_eq!(store.pending_questions().await.unwrap().len(), 1);
+        let answered = QuestionOutcome::Answered {
+            answer: "red".into(),
+            by: "alice".into(),
+            reason: None,
+        };
+        let (first, second) = tokio::join!(
+            store.settle_question("q1", &answered, Timestamp(2_000)),
+            store.settle_question("q1", &QuestionOutcome::TimedOut, Timestamp(2_000)),
+        );
+        assert!(first.unwrap() ^ second.unwrap(), "exactly one outcome wins");
+        assert!(store.pending_questions().await.unwrap().is_empty());
+        let settled = store.question("q1").await.unwrap().unwrap();
+        assert!(!settled.outcome.is_pending());
+
+        let mut another = question.clone();
+        another.id = "q2".into();
+        another.kind = QuestionKind::Text;
+        store.insert_question(&another).await.unwrap();
+        assert_eq!(
+            store
+                .cancel_questions_of(&agent, Timestamp(3_000))
+                .await
+                .unwrap(),
+            vec!["q2".to_owned()]
+        );
+        assert_eq!(
+            store.question("q2").await.unwrap().unwrap().outcome,
+            QuestionOutcome::Cancelled
+        );
+    })
+    .await;
+}

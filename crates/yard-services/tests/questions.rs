@@ -1,0 +1,297 @@
+//! Questions for a person, on a real store and no engine: each kind is
+//! answered and the waiting call gets exactly that answer; deadlines,
+//! cancellation, a restart in the middle, concurrent askers, and answers
+//! that do not fit or are not the answerer's to give.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use yard_core::{
+    Agent, AgentId, AgentStatus, Owner, Person, QuestionKind, QuestionOutcome, Role, Timestamp,
+};
+use yard_services::{EventBus, NewQuestion, Questions, QuestionsError};
+use yard_store::Store;
+
+fn owner(name: &str) -> Owner {
+    Owner {
+        id: format!("o-{name}"),
+        name: name.to_owned(),
+    }
+}
+
+fn person(name: &str, role: Role) -> Person {
+    Person {
+        owner: owner(name),
+        role,
+    }
+}
+
+fn agent_of(name: &str) -> Agent {
+    Agent {
+        id: AgentId::generate(),
+        instance: "test".into(),
+        owner: Some(owner(name)),
+        parent: None,
+        repo: "/repo".into(),
+        base_ref: "main".into(),
+        base_commit: "0".repeat(40),
+        task: "work".into(),
+        image: "img".into(),
+        status: AgentStatus::Running,
+        exit_code: None,
+        message: None,
+        checkout: "/checkout".into(),
+        head_commit: None,
+        created_at: Timestamp(0),
+        updated_at: Timestamp(0),
+    }
+}
+
+fn asked(kind: QuestionKind, timeout_seconds: Option<i64>) -> NewQuestion {
+    NewQuestion {
+        kind,
+        message: "may I?".into(),
+        context: Some("Bash: rm -rf build".into()),
+        timeout_seconds,
+    }
+}
+
+async fn store(dir: &tempfile::TempDir) -> Store {
+    Store::open(&Store::sqlite_url(dir.path())).await.unwrap()
+}
+
+fn never() -> std::future::Pending<()> {
+    std::future::pending()
+}
+
+#[tokio::test]
+async fn each_kind_is_answered_and_the_waiting_call_gets_that_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let questions = Questions::new(
+        store(&dir).await,
+        EventBus::new(64),
+        Duration::from_secs(60),
+    );
+    let alice = person("alice", Role::User);
+    let agent = agent_of("alice");
+    let select = QuestionKind::Select {
+        options: vec!["Red".into(), "Blue".into()],
+    };
+    for (kind, answer, expected) in [
+        (QuestionKind::Confirm, "Yes", "yes"),
+        (QuestionKind::Permission, "deny", "deny"),
+        (select, "Blue", "Blue"),
+        (QuestionKind::Text, "use the cache", "use the cache"),
+    ] {
+        let question = questions.ask(&agent, asked(kind, None)).await.unwrap();
+        let waiting = {
+            let questions = questions.clone();
+            let id = question.id.clone();
+            tokio::spawn(async move { questions.wait(&id, never()).await })
+        };
+        let pending = questions.pending(&alice).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        questions
+            .answer(&alice, &question.id, answer, Some("careful".into()))
+            .await
+            .unwrap();
+        let outcome = waiting.await.unwrap().unwrap();
+        assert_eq!(
+            outcome,
+            QuestionOutcome::Answered {
+                answer: expected.into(),
+                by: "alice".into(),
+                reason: Some("careful".into()),
+            }
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_answers_and_other_peoples_questions_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let questions = Questions::new(
+        store(&dir).await,
+        EventBus::new(64),
+        Duration::from_secs(60),
+    );
+    let (alice, bob) = (person("alice", Role::User), person("bob", Role::User));
+    let admin = person("root", Role::Admin);
+    let select = QuestionKind::Select {
+        options: vec!["a".into(), "b".into()],
+    };
+    let question = questions
+        .ask(&agent_of("alice"), asked(select, None))
+        .await
+        .unwrap();
+    let refused = |r: Result<_, QuestionsError>| r.unwrap_err().to_string();
+    let said = refused(questions.answer(&alice, &question.id, "c", None).await);
+    assert!(said.contains("a, b"), "{said}");
+    let said = refused(questions.answer(&bob, &question.id, "a", None).await);
+    assert!(said.contains("no question"), "bob learns nothing: {said}");
+    assert!(questions.pending(&bob).await.unwrap().is_empty());
+    let said = refused(questions.answer(&alice, "no-such-id", "a", None).await);
+    assert!(said.contains("no question"), "{said}");
+    // Still pending after all that; an admin may answer it, once.
+    assert_eq!(questions.pending(&admin).await.unwrap().len(), 1);
+    questions
+        .answer(&admin, &question.id, "a", None)
+        .await
+        .unwrap();
+    let said = refused(questions.answer(&alice, &question.id, "b", None).await);
+    assert!(said.contains("already answered"), "{said}");
+    for bad in [
+        asked(QuestionKind::Confirm, Some(0)),
+        asked(QuestionKind::Confirm, Some(-1)),
+        asked(QuestionKind::Confirm, Some(86_401)),
+        asked(
+            QuestionKind::Select {
+                options: Vec::new(),
+            },
+            None,
+        ),
+        asked(
+            QuestionKind::Select {
+                options: (0..200).map(|i| i.to_string()).collect(),
+            },
+            None,
+        ),
+        NewQuestion {
+            message: "x".repeat(1 << 20),
+            ..asked(QuestionKind::Text, None)
+        },
+    ] {
+        assert!(matches!(
+            questions.ask(&agent_of("alice"), bad).await,
+            Err(QuestionsError::Invalid(_))
+        ));
+    }
+    assert!(
+        questions.pending(&admin).await.unwrap().is_empty(),
+        "nothing stored"
+    );
+}
+
+#[tokio::test]
+async fn nobody_answering_times_out_and_a_stopped_agent_cancels() {
+    let dir = tempfile::tempdir().unwrap();
+    let questions = Questions::new(
+        store(&dir).await,
+        EventBus::new(64),
+        Duration::from_secs(60),
+    );
+    let agent = agent_of("alice");
+    let question = questions
+        .ask(&agent, asked(QuestionKind::Confirm, Some(1)))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let outcome = questions.wait(&question.id, never()).await.unwrap();
+    assert_eq!(outcome, QuestionOutcome::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    let question = questions
+        .ask(&agent, asked(QuestionKind::Confirm, None))
+        .await
+        .unwrap();
+    let stop = tokio::time::sleep(Duration::from_millis(100));
+    assert_eq!(
+        questions.wait(&question.id, stop).await.unwrap(),
+        QuestionOutcome::Cancelled
+    );
+    let question = questions
+        .ask(&agent, asked(QuestionKind::Text, None))
+        .await
+        .unwrap();
+    assert_eq!(questions.cancel_agent(&agent.id).await.unwrap(), 1);
+    assert_eq!(
+        questions.wait(&question.id, never()).await.unwrap(),
+        QuestionOutcome::Cancelled
+    );
+}
+
+#[tokio::test]
+async fn a_question_outlives_a_restart_and_its_answer_reaches_the_caller_that_waits_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_of("alice");
+    let id = {
+        let before = Questions::new(
+            store(&dir).await,
+            EventBus::new(64),
+            Duration::from_secs(60),
+        );
+        before
+            .ask(&agent, asked(QuestionKind::Confirm, None))
+            .await
+            .unwrap()
+            .id
+    };
+    // A new yard on the same store: the question is still pending, and
+    // the caller waits on it again by its id.
+    let after = Questions::new(
+        store(&dir).await,
+        EventBus::new(64),
+        Duration::from_secs(60),
+    );
+    let alice = person("alice", Role::User);
+    assert_eq!(after.pending(&alice).await.unwrap()[0].id, id);
+    let waiting = {
+        let after = after.clone();
+        let id = id.clone();
+        tokio::spawn(async move { after.wait(&id, never()).await })
+    };
+    // Answered through a third yard (another daemon): seen by looking.
+    let elsewhere = Questions::new(
+        store(&dir).await,
+        EventBus::new(64),
+        Duration::from_secs(60),
+    );
+    elsewhere.answer(&alice, &id, "no", None).await.unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(outcome, QuestionOutcome::Answered { answer, .. } if answer == "no"));
+}
+
+#[tokio::test]
+async fn ten_concurrent_questions_from_three_agents_each_get_their_own_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let questions = Questions::new(
+        store(&dir).await,
+        EventBus::new(256),
+        Duration::from_secs(60),
+    );
+    let admin = person("root", Role::Admin);
+    let agents = [agent_of("a"), agent_of("b"), agent_of("c")];
+    let mut waiting = Vec::new();
+    for i in 0..10 {
+        let agent = &agents[i % 3];
+        let question = questions
+            .ask(agent, asked(QuestionKind::Text, None))
+            .await
+            .unwrap();
+        let questions = questions.clone();
+        waiting.push((
+            i,
+            question.id.clone(),
+            tokio::spawn(async move { questions.wait(&question.id, never()).await }),
+        ));
+    }
+    // Answered in reverse order, each with its own text.
+    for (i, id, _) in waiting.iter().rev() {
+        questions
+            .answer(&admin, id, &format!("answer {i}"), None)
+            .await
+            .unwrap();
+    }
+    for (i, _, handle) in waiting {
+        let outcome = handle.await.unwrap().unwrap();
+        assert!(
+            matches!(&outcome, QuestionOutcome::Answered { answer, .. } if *answer == format!("answer {i}")),
+            "{i}: {outcome:?}"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! Questions in the store. An outcome is written only while the question
+//! is pending, in one statement, so of two answers (or an answer and the
+//! deadline) exactly one wins, whichever daemon writes it.
+
+use yard_core::{AgentId, Question, QuestionKind, QuestionOutcome, Timestamp};
+
+use crate::{Store, StoreError};
+
+#[derive(sqlx::FromRow)]
+struct QuestionRow {
+    id: String,
+    agent_id: String,
+    owner_id: Option<String>,
+    kind: String,
+    message: String,
+    options: String,
+    context: Option<String>,
+    deadline: i64,
+    created_at: i64,
+    outcome: String,
+    answer: Option<String>,
+    answered_by: Option<String>,
+    reason: Option<String>,
+}
+
+const COLUMNS: &str = "id, agent_id, owner_id, kind, message, options, context, deadline, \
+     created_at, outcome, answer, answered_by, reason";
+
+impl TryFrom<QuestionRow> for Question {
+    type Error = StoreError;
+
+    fn try_from(row: QuestionRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("question {}: {what}", row.id));
+        let options = if row.options.is_empty() {
+            Vec::new()
+        } else {
+            row.options.lines().map(str::to_owned).collect()
+        };
+        let kind = QuestionKind::from_parts(&row.kind, options)
+            .ok_or_else(|| corrupt(&format!("kind {:?}", row.kind)))?;
+        let outcome = match row.outcome.as_str() {
+            "pending" => QuestionOutcome::Pending,
+            "answered" => QuestionOutcome::Answered {
+                answer: row.answer.clone().unwrap_or_default(),
+                by: row.answered_by.clone().unwrap_or_default(),
+                reason: row.reason.clone(),
+            },
+            "timed_out" => QuestionOutcome::TimedOut,
+            "cancelled" => QuestionOutcome::Cancelled,
+            other => return Err(corrupt(&format!("outcome {other:?}"))),
+        };
+        Ok(Self {
+            agent_id: AgentId::from_trusted(row.agent_id),
+            owner_id: row.owner_id,
+            kind,
+            message: row.message,
+            context: row.context,
+            deadline: Timestamp(row.deadline),
+            created_at: Timestamp(row.created_at),
+            outcome,
+            id: row.id,
+        })
+    }
+}
+
+fn rows_into(rows: Vec<QuestionRow>) -> Result<Vec<Question>, StoreError> {
+    rows.into_iter().map(Question::try_from).collect()
+}
+
+impl Store {
+    /// Records a new, pending question.
+    pub async fn insert_question(&self, q: &Question) -> Result<(), StoreError> {
+        let options = match &q.kind {
+            QuestionKind::Select { options } => options.join("\n"),
+            _ => String::new(),
+        };
+        sqlx::query(
+            "INSERT INTO questions (id, agent_id, owner_id, kind, message, options, context, deadline, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(q.id.as_str())
+        .bind(q.agent_id.as_str())
+        .bind(q.owner_id.as_deref())
+        .bind(q.kind.as_str())
+        .bind(q.message.as_str())
+        .bind(options)
+        .bind(q.context.as_deref())
+        .bind(q.deadline.0)
+        .bind(q.created_at.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The question `id`, whatever its outcome.
+    pub async fn question(&self, id: &str) -> Result<Option<Question>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM questions WHERE id = $1"));
+        let row = sqlx::query_as::<_, QuestionRow>(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(Question::try_from).transpose()
+    }
+
+    /// The pending questions, oldest first.
+    pub async fn pending_questions(&self) -> Result<Vec<Question>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM questions WHERE outcome = 'pending' ORDER BY created_at, id"
+        ));
+        let rows = sqlx::query_as::<_, QuestionRow>(sql)
+            .fetch_all(&self.pool)
+            .await?;
+        rows_into(rows)
+    }
+
+    /// Writes how question `id` ended, if it is still pending; returns
+    /// whether this write was the one that settled it.
+    pub async fn settle_question(
+        &self,
+        id: &str,
+        outcome: &QuestionOutcome,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (answer, by, reason) = match outcome {
+            QuestionOutcome::Answered { answer, by, reason } => {
+                (Some(answer.as_str()), Some(by.as_str()), reason.as_deref())
+            }
+            _ => (None, None, None),
+        };
+        let result = sqlx::query(
+            "UPDATE questions SET outcome = $2, answer = $3, answered_by = $4, reason = $5, settled_at = $6 \
+             WHERE id = $1 AND outcome = 'pending'",
+        )
+        .bind(id)
+        .bind(outcome.as_str())
+        .bind(answer)
+        .bind(by)
+        .bind(reason)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Cancels every pending question of `agent`; returns their ids.
+    pub async fn cancel_questions_of(
+        &self,
+        agent: &AgentId,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM questions WHERE agent_id = $1 AND outcome = 'pending'",
+        )
+        .bind(agent.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut cancelled = Vec::new();
+        for id in ids {
+            if self
+                .settle_question(&id, &QuestionOutcome::Cancelled, now)
+                .await?
+            {
+                cancelled.push(id);
+            }
+        }
+        Ok(cancelled)
+    }
+}
