@@ -11,7 +11,7 @@ mod hooks;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use yard_core::{Deployment, Timestamp};
+use yard_core::{Deployment, Question, QuestionOutcome, Timestamp};
 
 pub use agents::{
     AgentDiffView, AgentList, AgentView, AuditList, AuditView, CommitView, MergeView, PolicyView,
@@ -41,7 +41,10 @@ pub mod events {
 
 /// Formats a store timestamp as RFC 3339 with milliseconds, in UTC.
 pub fn rfc3339(ts: Timestamp) -> String {
-    let millis = u64::try_from(ts.0).unwrap_or(0);
+    // RFC 3339 has four-digit years: a corrupt or far-off time is shown
+    // as the last one it can say rather than failing the answer.
+    const LAST_MILLIS: u64 = 253_402_300_799_999;
+    let millis = u64::try_from(ts.0).unwrap_or(0).min(LAST_MILLIS);
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(millis);
     humantime::format_rfc3339_millis(time).to_string()
 }
@@ -267,6 +270,8 @@ pub enum ErrorCode {
     Gone,
     /// A rolling update failed and the stack went back to its old image.
     RolledBack,
+    /// The question was answered, timed out or cancelled already.
+    QuestionSettled,
     /// The backend cannot do what was asked (e.g. a rolling update on
     /// the docker backend).
     Unsupported,
@@ -276,6 +281,77 @@ pub enum ErrorCode {
     /// A code this client does not know yet.
     #[serde(other)]
     Unknown,
+}
+
+/// A question an agent asked a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuestionView {
+    pub id: String,
+    pub agent_id: String,
+    /// `confirm` (yes/no), `select` (one of `options`), `text`, or
+    /// `permission` (allow/deny a tool call).
+    pub kind: String,
+    pub message: String,
+    /// The answers it takes; empty for text.
+    pub options: Vec<String>,
+    /// What it is about (a tool call), when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// When nobody answering counts as no answer (RFC 3339).
+    pub deadline: String,
+    pub created_at: String,
+    /// `pending`, `answered`, `timed_out` or `cancelled`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl From<&Question> for QuestionView {
+    fn from(q: &Question) -> Self {
+        let (answer, answered_by, reason) = match &q.outcome {
+            QuestionOutcome::Answered { answer, by, reason } => {
+                (Some(answer.clone()), Some(by.clone()), reason.clone())
+            }
+            _ => (None, None, None),
+        };
+        Self {
+            id: q.id.clone(),
+            agent_id: q.agent_id.to_string(),
+            kind: q.kind.as_str().to_owned(),
+            message: q.message.clone(),
+            options: q.kind.options(),
+            context: q.context.clone(),
+            deadline: rfc3339(q.deadline),
+            created_at: rfc3339(q.created_at),
+            outcome: q.outcome.as_str().to_owned(),
+            answer,
+            answered_by,
+            reason,
+        }
+    }
+}
+
+/// `GET /api/questions`: the pending ones, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QuestionList {
+    pub questions: Vec<QuestionView>,
+}
+
+/// `POST /api/questions/{id}/answer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRequest {
+    /// `yes`/`no` for a confirm, `allow`/`deny` for a permission, one of
+    /// the options for a select, text for a text question.
+    pub answer: String,
+    /// What the agent should be told besides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `POST /api/stacks/{name}/update`: the image to run instead.
@@ -304,6 +380,8 @@ mod tests {
             rfc3339(Timestamp(1_700_000_000_123)),
             "2023-11-14T22:13:20.123Z"
         );
+        assert_eq!(rfc3339(Timestamp(i64::MAX)), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(Timestamp(-5)), "1970-01-01T00:00:00.000Z");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use yard_services::orchestrator::{CacheVolume, ControlAccess};
 use yard_services::repo_roots::RepoRoots;
 use yard_services::{
     Access, DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, Orchestrator,
-    OrchestratorConfig, PolicyWatch,
+    OrchestratorConfig, PolicyWatch, Questions,
 };
 use yard_store::{Store, StoreError, redact};
 
@@ -86,6 +86,8 @@ pub struct DaemonConfig {
     pub connection_limits: ConnectionLimits,
     /// How often labelled resources no deployment owns are swept.
     pub reconcile_interval: Duration,
+    /// How long a question waits for a person unless it says.
+    pub question_timeout: Duration,
 }
 
 /// Why the yard could not be built or run.
@@ -204,6 +206,7 @@ impl Yard {
             deployer,
             orchestrator,
             gatekeeper: Gatekeeper::new(store.clone(), Arc::clone(&policy)),
+            questions: Questions::new(store.clone(), bus.clone(), config.question_timeout),
             bus,
         };
         Ok(Self {

@@ -13,7 +13,7 @@ use yard_git::GitError;
 use yard_services::EngineError;
 use yard_services::auth::TokenError;
 use yard_services::repo_roots::RepoPathError;
-use yard_services::{DeployError, OrchestratorError};
+use yard_services::{DeployError, OrchestratorError, QuestionsError};
 
 /// An error answer.
 #[derive(Debug)]
@@ -127,6 +127,24 @@ impl From<EngineError> for AppError {
                 Self::client(StatusCode::CONFLICT, ErrorCode::Unsupported, e.to_string())
             }
             _ => Self::internal(e),
+        }
+    }
+}
+
+impl From<QuestionsError> for AppError {
+    fn from(e: QuestionsError) -> Self {
+        let message = e.to_string();
+        match e {
+            QuestionsError::Invalid(_) => {
+                Self::client(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
+            }
+            QuestionsError::NoSuchQuestion(_) | QuestionsError::NotYours(_) => {
+                Self::not_found(message)
+            }
+            QuestionsError::Settled { .. } => {
+                Self::client(StatusCode::CONFLICT, ErrorCode::QuestionSettled, message)
+            }
+            QuestionsError::Store(e) => Self::internal(e),
         }
     }
 }

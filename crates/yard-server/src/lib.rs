@@ -16,6 +16,7 @@ mod health;
 mod hook;
 mod host;
 mod mcp;
+mod questions;
 mod session;
 mod stack_access;
 mod stack_list;
@@ -44,7 +45,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use yard_api::ErrorCode;
-use yard_services::{Access, Deployer, EventBus, Gatekeeper, Orchestrator};
+use yard_services::{Access, Deployer, EventBus, Gatekeeper, Orchestrator, Questions};
 
 pub use error::AppError;
 pub use extract::{MAX_BODY_BYTES, MAX_HOOK_BODY_BYTES};
@@ -56,6 +57,7 @@ pub struct Services {
     pub deployer: Deployer,
     pub orchestrator: Orchestrator,
     pub gatekeeper: Gatekeeper,
+    pub questions: Questions,
     pub bus: EventBus,
 }
 
@@ -81,6 +83,7 @@ pub struct AppState {
     pub deployer: Deployer,
     pub orchestrator: Orchestrator,
     pub gatekeeper: Gatekeeper,
+    pub questions: Questions,
     pub bus: EventBus,
     pub settings: HttpSettings,
     /// Cancelled when the server stops, which ends every live stream.
@@ -96,6 +99,7 @@ impl AppState {
             deployer: services.deployer,
             orchestrator: services.orchestrator,
             gatekeeper: services.gatekeeper,
+            questions: services.questions,
             bus: services.bus,
             settings,
             shutdown,
@@ -120,6 +124,7 @@ impl AppState {
         (name = "hooks", description = "Hook decisions for agents, with an agent's credential"),
         (name = "session", description = "The web page's sign-in with a token, as an HttpOnly session cookie; changes made with the cookie need the X-CSRF-Token header"),
         (name = "tokens", description = "Tokens for people, made and revoked by an admin"),
+        (name = "questions", description = "Questions agents ask people, and their answers"),
         (name = "health", description = "Liveness, without a token"),
     )
 )]
@@ -193,6 +198,8 @@ fn routers() -> Routes {
         .routes(routes!(agents::policy))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(questions::list))
+        .routes(routes!(questions::answer))
         .split_for_parts();
     let (public, public_doc) = OpenApiRouter::new()
         .routes(routes!(health::health))

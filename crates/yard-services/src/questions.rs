@@ -14,7 +14,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
-use yard_core::{Agent, AgentId, Person, Question, QuestionError, QuestionKind, QuestionOutcome};
+use yard_core::{
+    Agent, AgentId, AgentStatus, Person, Question, QuestionError, QuestionKind, QuestionOutcome,
+};
 use yard_store::{Store, StoreError};
 
 use crate::{EventBus, YardEvent, now};
@@ -114,6 +116,7 @@ impl Questions {
                 .question(id)
                 .await?
                 .ok_or_else(|| QuestionsError::NoSuchQuestion(id.to_owned()))?;
+            let question = self.settle_if_stale(question).await?;
             if !question.outcome.is_pending() {
                 return Ok(question.outcome);
             }
@@ -124,23 +127,60 @@ impl Questions {
                 () = tokio::time::sleep(left) => Some(QuestionOutcome::TimedOut),
                 () = &mut cancelled => Some(QuestionOutcome::Cancelled),
                 () = tokio::time::sleep(LOOK_EVERY) => None,
-                () = settled_on_bus(&mut events, id) => None,
+                () = settled_on_bus(&mut events, &question) => None,
             };
             // Whoever settles it first, the store says how at the next look.
-            if let Some(outcome) = settle
-                && self.store.settle_question(id, &outcome, now()).await?
-            {
-                tracing::info!(question = %id, outcome = outcome.as_str(), "question settled");
-                self.announce(id).await?;
+            if let Some(outcome) = settle {
+                self.settle(id, &outcome).await?;
             }
         }
+    }
+
+    /// Settles `question` if nobody can answer it any more: its deadline
+    /// passed (timed out) or its agent is no longer running (cancelled),
+    /// e.g. while no daemon was waiting on it. Returns it as it now is.
+    async fn settle_if_stale(&self, question: Question) -> Result<Question, QuestionsError> {
+        if !question.outcome.is_pending() {
+            return Ok(question);
+        }
+        let outcome = if question.deadline.0 <= now().0 {
+            QuestionOutcome::TimedOut
+        } else {
+            let agent = self.store.agent(&question.agent_id).await?;
+            match agent {
+                Some(agent) if AgentStatus::LIVE.contains(&agent.status) => return Ok(question),
+                _ => QuestionOutcome::Cancelled,
+            }
+        };
+        self.settle(&question.id, &outcome).await?;
+        self.store
+            .question(&question.id)
+            .await?
+            .ok_or_else(|| QuestionsError::NoSuchQuestion(question.id.clone()))
+    }
+
+    /// Writes `outcome` if the question is still pending, and announces it.
+    async fn settle(&self, id: &str, outcome: &QuestionOutcome) -> Result<(), QuestionsError> {
+        if self.store.settle_question(id, outcome, now()).await? {
+            tracing::info!(question = %id, outcome = outcome.as_str(), "question settled");
+            self.announce(id).await?;
+        }
+        Ok(())
     }
 
     /// The pending questions `by` may answer (their own agents', or all
     /// for an admin), oldest first.
     pub async fn pending(&self, by: &Person) -> Result<Vec<Question>, QuestionsError> {
-        let mut pending = self.store.pending_questions().await?;
-        pending.retain(|q| may_answer(by, q));
+        let mut pending = Vec::new();
+        for question in self.store.pending_questions().await? {
+            if !may_answer(by, &question) {
+                continue;
+            }
+            let question = self.settle_if_stale(question).await?;
+            if question.outcome.is_pending() {
+                pending.push(question);
+            }
+        }
         Ok(pending)
     }
 
@@ -163,6 +203,7 @@ impl Questions {
             // questions are not theirs to learn about.
             return Err(QuestionsError::NoSuchQuestion(id.to_owned()));
         }
+        let question = self.settle_if_stale(question).await?;
         if !question.outcome.is_pending() {
             return Err(QuestionsError::Settled {
                 id: id.to_owned(),
@@ -212,12 +253,17 @@ fn may_answer(by: &Person, question: &Question) -> bool {
     by.is_admin() || question.owner_id.as_deref() == Some(by.owner.id.as_str())
 }
 
-/// Resolves when the bus says question `id` was settled, or may have been
-/// (the subscriber fell behind); never when the bus is gone.
-async fn settled_on_bus(events: &mut tokio::sync::broadcast::Receiver<YardEvent>, id: &str) {
+/// Resolves when the bus says `question` was settled, or may have been
+/// (its agent changed, or the subscriber fell behind); never when the bus
+/// is gone.
+async fn settled_on_bus(
+    events: &mut tokio::sync::broadcast::Receiver<YardEvent>,
+    question: &Question,
+) {
     loop {
         match events.recv().await {
-            Ok(YardEvent::Question(q)) if q.id == id && !q.outcome.is_pending() => return,
+            Ok(YardEvent::Question(q)) if q.id == question.id && !q.outcome.is_pending() => return,
+            Ok(YardEvent::Agent(agent)) if agent.id == question.agent_id => return,
             Ok(_) => {}
             Err(RecvError::Lagged(_)) => return,
             Err(RecvError::Closed) => std::future::pending::<()>().await,

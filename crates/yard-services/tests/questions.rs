@@ -27,8 +27,9 @@ fn person(name: &str, role: Role) -> Person {
     }
 }
 
-fn agent_of(name: &str) -> Agent {
-    Agent {
+/// An agent of `name`'s, running, recorded in `store`.
+async fn agent_in(store: &Store, name: &str) -> Agent {
+    let agent = Agent {
         id: AgentId::generate(),
         instance: "test".into(),
         owner: Some(owner(name)),
@@ -45,7 +46,12 @@ fn agent_of(name: &str) -> Agent {
         head_commit: None,
         created_at: Timestamp(0),
         updated_at: Timestamp(0),
-    }
+    };
+    store
+        .insert_agent(&agent, &format!("hash-{}", agent.id))
+        .await
+        .unwrap();
+    agent
 }
 
 fn asked(kind: QuestionKind, timeout_seconds: Option<i64>) -> NewQuestion {
@@ -68,13 +74,10 @@ fn never() -> std::future::Pending<()> {
 #[tokio::test]
 async fn each_kind_is_answered_and_the_waiting_call_gets_that_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let questions = Questions::new(
-        store(&dir).await,
-        EventBus::new(64),
-        Duration::from_secs(60),
-    );
+    let store = store(&dir).await;
+    let questions = Questions::new(store.clone(), EventBus::new(64), Duration::from_secs(60));
     let alice = person("alice", Role::User);
-    let agent = agent_of("alice");
+    let agent = agent_in(&store, "alice").await;
     let select = QuestionKind::Select {
         options: vec!["Red".into(), "Blue".into()],
     };
@@ -111,18 +114,15 @@ async fn each_kind_is_answered_and_the_waiting_call_gets_that_answer() {
 #[tokio::test]
 async fn bad_answers_and_other_peoples_questions_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let questions = Questions::new(
-        store(&dir).await,
-        EventBus::new(64),
-        Duration::from_secs(60),
-    );
+    let store = store(&dir).await;
+    let questions = Questions::new(store.clone(), EventBus::new(64), Duration::from_secs(60));
     let (alice, bob) = (person("alice", Role::User), person("bob", Role::User));
     let admin = person("root", Role::Admin);
     let select = QuestionKind::Select {
         options: vec!["a".into(), "b".into()],
     };
     let question = questions
-        .ask(&agent_of("alice"), asked(select, None))
+        .ask(&agent_in(&store, "alice").await, asked(select, None))
         .await
         .unwrap();
     let refused = |r: Result<_, QuestionsError>| r.unwrap_err().to_string();
@@ -163,7 +163,7 @@ async fn bad_answers_and_other_peoples_questions_are_refused_and_change_nothing(
         },
     ] {
         assert!(matches!(
-            questions.ask(&agent_of("alice"), bad).await,
+            questions.ask(&agent_in(&store, "alice").await, bad).await,
             Err(QuestionsError::Invalid(_))
         ));
     }
@@ -176,12 +176,9 @@ async fn bad_answers_and_other_peoples_questions_are_refused_and_change_nothing(
 #[tokio::test]
 async fn nobody_answering_times_out_and_a_stopped_agent_cancels() {
     let dir = tempfile::tempdir().unwrap();
-    let questions = Questions::new(
-        store(&dir).await,
-        EventBus::new(64),
-        Duration::from_secs(60),
-    );
-    let agent = agent_of("alice");
+    let store = store(&dir).await;
+    let questions = Questions::new(store.clone(), EventBus::new(64), Duration::from_secs(60));
+    let agent = agent_in(&store, "alice").await;
     let question = questions
         .ask(&agent, asked(QuestionKind::Confirm, Some(1)))
         .await
@@ -214,7 +211,7 @@ async fn nobody_answering_times_out_and_a_stopped_agent_cancels() {
 #[tokio::test]
 async fn a_question_outlives_a_restart_and_its_answer_reaches_the_caller_that_waits_again() {
     let dir = tempfile::tempdir().unwrap();
-    let agent = agent_of("alice");
+    let agent = agent_in(&store(&dir).await, "alice").await;
     let id = {
         let before = Questions::new(
             store(&dir).await,
@@ -259,13 +256,14 @@ async fn a_question_outlives_a_restart_and_its_answer_reaches_the_caller_that_wa
 #[tokio::test]
 async fn ten_concurrent_questions_from_three_agents_each_get_their_own_answer() {
     let dir = tempfile::tempdir().unwrap();
-    let questions = Questions::new(
-        store(&dir).await,
-        EventBus::new(256),
-        Duration::from_secs(60),
-    );
+    let store = store(&dir).await;
+    let questions = Questions::new(store.clone(), EventBus::new(256), Duration::from_secs(60));
     let admin = person("root", Role::Admin);
-    let agents = [agent_of("a"), agent_of("b"), agent_of("c")];
+    let agents = [
+        agent_in(&store, "a").await,
+        agent_in(&store, "b").await,
+        agent_in(&store, "c").await,
+    ];
     let mut waiting = Vec::new();
     for i in 0..10 {
         let agent = &agents[i % 3];
@@ -294,4 +292,63 @@ async fn ten_concurrent_questions_from_three_agents_each_get_their_own_answer() 
             "{i}: {outcome:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_agent_that_ends_cancels_its_questions_and_a_lapsed_question_is_not_offered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let bus = EventBus::new(64);
+    let questions = Questions::new(store.clone(), bus.clone(), Duration::from_secs(60));
+    let admin = person("root", Role::Admin);
+    let agent = agent_in(&store, "alice").await;
+    let question = questions
+        .ask(&agent, asked(QuestionKind::Confirm, None))
+        .await
+        .unwrap();
+    let waiting = {
+        let questions = questions.clone();
+        let id = question.id.clone();
+        tokio::spawn(async move { questions.wait(&id, never()).await })
+    };
+    // The orchestrator's way of ending an agent: a stored transition, then
+    // the agent's new state on the bus.
+    store
+        .transition_agent(
+            &agent.id,
+            yard_store::AgentTransition {
+                from: &AgentStatus::LIVE,
+                to: AgentStatus::Stopped,
+                exit_code: None,
+                message: None,
+                now: Timestamp(1),
+            },
+        )
+        .await
+        .unwrap();
+    bus.publish(yard_services::YardEvent::Agent(
+        store.agent(&agent.id).await.unwrap().unwrap(),
+    ));
+    let outcome = tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(outcome, QuestionOutcome::Cancelled);
+
+    // Nobody waits on this one; once its deadline passes it is not offered
+    // and takes no answer.
+    let other = agent_in(&store, "alice").await;
+    let lapsed = questions
+        .ask(&other, asked(QuestionKind::Confirm, Some(1)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(questions.pending(&admin).await.unwrap().is_empty());
+    let said = questions
+        .answer(&admin, &lapsed.id, "yes", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(said.contains("timed_out"), "{said}");
 }

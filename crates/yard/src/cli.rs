@@ -315,6 +315,10 @@ pub(crate) struct ServeArgs {
     /// Extra labels for everything the yard creates, KEY=VALUE.
     #[arg(long = "label", env = "YARD_LABELS", value_delimiter = ',', value_parser = label)]
     pub(crate) labels: Vec<(String, String)>,
+    /// How long an agent's question waits for a person unless it says
+    /// (at most 24h).
+    #[arg(long, env = "YARD_QUESTION_TIMEOUT", default_value = "10m", value_parser = duration)]
+    pub(crate) question_timeout: Duration,
     /// How long a daemon's claim on a deployment lasts unless renewed. With
     /// several yards on one PostgreSQL, work whose daemon died is taken
     /// over by another this long after it stopped renewing.

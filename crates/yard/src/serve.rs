@@ -204,6 +204,7 @@ pub(crate) fn daemon_config(
             header_timeout: args.header_timeout,
         },
         reconcile_interval: args.reconcile_interval,
+        question_timeout: args.question_timeout,
     })
 }
 

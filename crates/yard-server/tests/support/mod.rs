@@ -186,6 +186,7 @@ impl TestYard {
                 header_timeout: options.header_timeout,
             },
             reconcile_interval: Duration::from_secs(3600),
+            question_timeout: Duration::from_secs(600),
         };
         let yard = Yard::build(config).await.unwrap();
         let token = data_dir.read_admin_token().unwrap().unwrap();
