@@ -178,3 +178,12 @@ pub struct PolicyView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// A control message on the attach WebSocket, sent as a text frame (the
+/// person's keystrokes travel as binary frames).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AttachControl {
+    /// The person's terminal is now `cols` x `rows` cells.
+    Resize { cols: u16, rows: u16 },
+}

@@ -14,14 +14,17 @@ use utoipa::ToSchema;
 use yard_core::{Deployment, Question, QuestionOutcome, Timestamp};
 
 pub use agents::{
-    AgentDiffView, AgentList, AgentView, AuditList, AuditView, CommitView, MergeView, PolicyView,
-    PruneResult, SpawnRequest, SpawnResult,
+    AgentDiffView, AgentList, AgentView, AttachControl, AuditList, AuditView, CommitView,
+    MergeView, PolicyView, PruneResult, SpawnRequest, SpawnResult,
 };
 pub use auth::{
     CreateTokenRequest, CreatedToken, RevokedToken, SessionView, SignInRequest, TokenList,
     TokenRoleView, TokenView,
 };
-pub use hooks::{HookInput, hook_output};
+pub use hooks::{
+    ASK_USER_QUESTION, HookInput, HookOrigin, HookPending, HookQuestion, HookWait, hook_output,
+    hook_reply,
+};
 pub use yard_core::{AgentStatus, Decision, DeploymentStatus, HookEvent, StackHealth};
 
 /// The value of `service` in `/health`, so probes can tell what answered.
@@ -272,6 +275,8 @@ pub enum ErrorCode {
     RolledBack,
     /// The question was answered, timed out or cancelled already.
     QuestionSettled,
+    /// Another answering client shows the question.
+    QuestionClaimed,
     /// The backend cannot do what was asked (e.g. a rolling update on
     /// the docker backend).
     Unsupported,
@@ -352,6 +357,54 @@ pub struct AnswerRequest {
     /// What the agent should be told besides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// What an answering client sends on `/api/questions/ws`, one JSON text
+/// message each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum QuestionClientMessage {
+    /// "I am showing this one": other clients see it claimed and cannot
+    /// claim it until it is released (or this client disconnects).
+    Claim { id: String },
+    /// "I stopped showing it" (a popup closed without an answer).
+    Release { id: String },
+    /// The answer, as for `POST /api/questions/{id}/answer`.
+    Answer {
+        id: String,
+        answer: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// What the yard sends on `/api/questions/ws`, one JSON text message each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum QuestionServerMessage {
+    /// Every pending question the client may answer, oldest first, and
+    /// which of them another client shows: sent at connect (and again if
+    /// the client fell behind).
+    Pending {
+        questions: Vec<QuestionView>,
+        claimed: Vec<String>,
+    },
+    /// A new question.
+    Asked { question: QuestionView },
+    /// A question was answered, timed out or was cancelled: stop showing it.
+    Settled { question: QuestionView },
+    /// A client claimed the question; `mine` when it is this one.
+    Claimed { id: String, mine: bool },
+    /// The question may be claimed again.
+    Released { id: String },
+    /// A message was refused; nothing changed. `id` names the question
+    /// when the message did.
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        code: ErrorCode,
+        error: String,
+    },
 }
 
 /// `POST /api/stacks/{name}/update`: the image to run instead.

@@ -3,12 +3,14 @@
 //! A policy is a TOML document. Rules are tried in order and the first that
 //! matches decides; when none does, tool events get the policy's default and
 //! every other event is allowed (a default of `deny` must not stop an agent
-//! from ending its session). `ask` means "a person decides"; until a person
-//! can be asked, it resolves to `ask_fallback`.
+//! from ending its session). `ask` means "a person decides": the tool call
+//! waits for a person's answer, and `ask_fallback` applies when nobody
+//! answers by the deadline, or at once when `ask_people = false`.
 //!
 //! ```toml
 //! default = "allow"
 //! ask_fallback = "deny"
+//! ask_people = true             # false: `ask` is the fallback, at once
 //!
 //! [[rules]]
 //! name = "no-force-push"
@@ -83,11 +85,14 @@ pub struct HookFacts<'a> {
 /// The policy's answer to one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
-    /// What the agent is told: never `Ask` once a fallback applied.
+    /// What the agent is told: never `Ask`. When `person` is set, this is
+    /// the fallback, told only if nobody answers in time.
     pub decision: Decision,
-    /// The rule said `ask` and no person could be asked, so the fallback
-    /// decided.
+    /// The rule said `ask`.
     pub asked: bool,
+    /// The rule said `ask` and a person is to be asked (`ask_people`);
+    /// otherwise the fallback decided at once.
+    pub person: bool,
     /// Which rule decided: its name, `rule N` for unnamed ones, or `default`.
     pub rule: String,
     /// Why, for the agent and the audit log.
@@ -106,6 +111,8 @@ struct PolicyFile {
     default: Decision,
     #[serde(default = "fallback_deny")]
     ask_fallback: Fallback,
+    #[serde(default = "ask_people")]
+    ask_people: bool,
     #[serde(default)]
     rules: Vec<RuleFile>,
     #[serde(default)]
@@ -119,6 +126,10 @@ struct AgentsFile {
     /// How many children each agent may spawn over its life.
     #[serde(default)]
     may_spawn: u32,
+}
+
+fn ask_people() -> bool {
+    true
 }
 
 fn default_allow() -> Decision {
@@ -172,16 +183,18 @@ impl Rule {
 pub struct Policy {
     default: Decision,
     ask_fallback: Fallback,
+    ask_people: bool,
     rules: Vec<Rule>,
     may_spawn: u32,
 }
 
 impl Default for Policy {
-    /// Allows everything; `ask` falls back to deny.
+    /// Allows everything; `ask` asks a person and falls back to deny.
     fn default() -> Self {
         Self {
             default: Decision::Allow,
             ask_fallback: Fallback::Deny,
+            ask_people: true,
             rules: Vec::new(),
             may_spawn: 0,
         }
@@ -232,6 +245,7 @@ impl Policy {
         Ok(Self {
             default: file.default,
             ask_fallback: file.ask_fallback,
+            ask_people: file.ask_people,
             rules,
             may_spawn: file.agents.may_spawn,
         })
@@ -248,8 +262,8 @@ impl Policy {
         self.rules.len()
     }
 
-    /// Decides one event. `ask` is resolved to the fallback here, because
-    /// no person can be asked yet.
+    /// Decides one event. For `ask`, the verdict carries the fallback and
+    /// says whether a person is to be asked first.
     pub fn evaluate(&self, facts: &HookFacts<'_>) -> Verdict {
         let (decision, rule, reason) = match self.rules.iter().find(|r| r.matches(facts)) {
             Some(rule) => (
@@ -274,6 +288,7 @@ impl Policy {
             return Verdict {
                 decision,
                 asked: false,
+                person: false,
                 rule,
                 reason,
             };
@@ -282,11 +297,21 @@ impl Policy {
             Fallback::Allow => Decision::Allow,
             Fallback::Deny => Decision::Deny,
         };
+        if self.ask_people {
+            return Verdict {
+                decision: fallback,
+                asked: true,
+                person: true,
+                reason,
+                rule,
+            };
+        }
         Verdict {
             decision: fallback,
             asked: true,
+            person: false,
             reason: format!(
-                "{reason} (no person could be asked, so the fallback {fallback} applies)"
+                "{reason} (the policy asks no person, so the fallback {fallback} applies)"
             ),
             rule,
         }
@@ -357,7 +382,7 @@ mod tests {
     }
 
     #[test]
-    fn ask_resolves_to_the_fallback() {
+    fn ask_asks_a_person_with_the_fallback_for_no_answer_unless_the_policy_says_not_to() {
         let policy = Policy::parse(POLICY).unwrap();
         let write = HookFacts {
             event: HookEvent::PreToolUse,
@@ -366,7 +391,16 @@ mod tests {
             path: Some("/etc/passwd"),
         };
         let verdict = policy.evaluate(&write);
-        assert_eq!((verdict.decision, verdict.asked), (Decision::Deny, true));
+        assert_eq!(
+            (verdict.decision, verdict.asked, verdict.person),
+            (Decision::Deny, true, true)
+        );
+        let at_once = Policy::parse(&format!("ask_people = false\n{POLICY}")).unwrap();
+        let verdict = at_once.evaluate(&write);
+        assert_eq!(
+            (verdict.decision, verdict.asked, verdict.person),
+            (Decision::Deny, true, false)
+        );
         assert!(
             verdict.reason.contains("fallback deny"),
             "{}",

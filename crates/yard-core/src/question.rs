@@ -108,6 +108,10 @@ pub struct Question {
     pub deadline: Timestamp,
     pub created_at: Timestamp,
     pub outcome: QuestionOutcome,
+    /// What the asker needs to turn the outcome into its reply (for a
+    /// hook: the event and the tool call, as JSON), kept with the question
+    /// so the reply can be made after a restart. Opaque here.
+    pub origin: Option<String>,
 }
 
 /// Why a question or an answer was refused.
@@ -225,6 +229,7 @@ mod tests {
             deadline: Timestamp(10),
             created_at: Timestamp(0),
             outcome: QuestionOutcome::Pending,
+            origin: None,
         }
     }
 

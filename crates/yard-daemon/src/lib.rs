@@ -16,7 +16,7 @@ use yard_engine::{Backend, BackendConfig, EngineError, ResourceLimits};
 use yard_server::{AppState, ConnectionLimits, HttpSettings, Services};
 use yard_services::agent_images::AgentImages;
 use yard_services::auth::{AdminToken, AuthError, ensure_admin_token};
-use yard_services::orchestrator::{CacheVolume, ControlAccess};
+use yard_services::orchestrator::{AgentMode, CacheVolume, ControlAccess};
 use yard_services::repo_roots::RepoRoots;
 use yard_services::{
     Access, DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, Orchestrator,
@@ -64,6 +64,7 @@ pub struct AgentSettings {
     pub agent_env: Vec<(String, String)>,
     pub lend_binary: Option<PathBuf>,
     pub stop_grace: Duration,
+    pub mode: AgentMode,
 }
 
 /// Everything the yard is built from.
@@ -199,6 +200,7 @@ impl Yard {
                 agent_env: agents.agent_env,
                 lend_binary: agents.lend_binary,
                 stop_grace: agents.stop_grace,
+                mode: agents.mode,
             },
         );
         let services = Services {

@@ -115,6 +115,7 @@ fn config(data_dir: &DataDir, backend: Backend, image: &str) -> DaemonConfig {
             agent_env: Vec::new(),
             lend_binary: None,
             stop_grace: Duration::from_secs(1),
+            mode: Default::default(),
         },
         policy: data_dir.path().join("policy.toml"),
         policy_required: false,

@@ -397,13 +397,31 @@ pub struct AgentSpec {
     pub working_dir: String,
     /// Extra groups for the agent's processes (the control socket's group).
     pub group_add: Vec<String>,
+    /// Whether it runs on a terminal (an interactive agent a person can
+    /// attach to and watch); without one its stdout and stderr stay
+    /// separate streams.
+    pub tty: bool,
 }
 
-/// A live connection to an agent's terminal: what it prints, and a writer
-/// to its stdin.
+/// A terminal's size, in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtySize {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// Resizes the terminal an [`AgentIo`] is attached to.
+pub type ResizeTty = Box<
+    dyn Fn(TtySize) -> futures::future::BoxFuture<'static, Result<(), EngineError>> + Send + Sync,
+>;
+
+/// A live connection to an agent's terminal: what it prints, a writer to
+/// its stdin, and its window size.
 pub struct AgentIo {
     pub output: BoxStream<'static, Result<Bytes, EngineError>>,
     pub input: Pin<Box<dyn AsyncWrite + Send>>,
+    /// Tells the agent's terminal its new size (a person's window changed).
+    pub resize: ResizeTty,
 }
 
 impl fmt::Debug for AgentIo {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
-use yard_services::{Deployer, Orchestrator};
+use yard_services::{Deployer, Orchestrator, Questions};
 
 pub use tools::YardTools;
 
@@ -35,11 +35,12 @@ pub struct HttpGuard {
 pub fn http_service(
     deployer: Deployer,
     orchestrator: Orchestrator,
+    questions: Questions,
     guard: HttpGuard,
     stop: CancellationToken,
 ) -> StreamableHttpService<YardTools, LocalSessionManager> {
     let mut config = StreamableHttpServerConfig::default()
-        .with_cancellation_token(stop)
+        .with_cancellation_token(stop.clone())
         .with_allowed_origins(guard.allowed_origins)
         .enforce_origin_validation();
     config = match guard.allowed_hosts {
@@ -47,7 +48,14 @@ pub fn http_service(
         None => config.disable_allowed_hosts(),
     };
     StreamableHttpService::new(
-        move || Ok(YardTools::new(deployer.clone(), orchestrator.clone())),
+        move || {
+            Ok(YardTools::new(
+                deployer.clone(),
+                orchestrator.clone(),
+                questions.clone(),
+                stop.clone(),
+            ))
+        },
         Arc::new(LocalSessionManager::default()),
         config,
     )

@@ -23,13 +23,53 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 use yard_api::{AgentList, AgentView, DeploymentList, DeploymentView, NameCheck, SpawnResult};
 use yard_core::{Actor, AgentId, DeploymentStatus};
+use yard_core::{QuestionKind, QuestionOutcome};
 use yard_services::orchestrator::SpawnRequest;
-use yard_services::{Deployer, NameAvailability, Orchestrator};
+use yard_services::{Deployer, NameAvailability, NewQuestion, Orchestrator, Questions};
 
 /// The tools agents may use with their own credential.
-const AGENT_TOOLS: [&str; 4] = ["spawn_agents", "list_agents", "agent_status", "stop_agent"];
+const AGENT_TOOLS: [&str; 7] = [
+    "spawn_agents",
+    "list_agents",
+    "agent_status",
+    "stop_agent",
+    "confirm_action",
+    "select_option",
+    "request_guidance",
+];
+
+/// The tools that ask a person: only an agent asks, so people do not see
+/// them.
+const QUESTION_TOOLS: [&str; 3] = ["confirm_action", "select_option", "request_guidance"];
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(crate = "rmcp::schemars")]
+pub(crate) struct ConfirmInput {
+    /// What the person should say yes or no to, in plain words.
+    message: String,
+    /// How long to wait for an answer, 1 to 86400 seconds; the yard's
+    /// default (YARD_QUESTION_TIMEOUT) when absent.
+    #[serde(default)]
+    timeout_seconds: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(crate = "rmcp::schemars")]
+pub(crate) struct SelectInput {
+    /// What the person should choose, in plain words.
+    message: String,
+    /// The choices, 2 to 50, each one line of at most 200 characters.
+    options: Vec<String>,
+    /// How long to wait for an answer, 1 to 86400 seconds; the yard's
+    /// default (YARD_QUESTION_TIMEOUT) when absent.
+    #[serde(default)]
+    timeout_seconds: Option<i64>,
+}
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[schemars(crate = "rmcp::schemars")]
@@ -87,6 +127,10 @@ struct ConnectionCheck {
 pub struct YardTools {
     deployer: Deployer,
     orchestrator: Orchestrator,
+    questions: Questions,
+    /// The daemon's stop: a call it ends leaves its question pending (the
+    /// yard restarts), unlike a call its client cancels.
+    stop: CancellationToken,
     tool_router: ToolRouter<Self>,
 }
 
@@ -178,11 +222,58 @@ fn actor_and_agent(
 
 #[tool_router]
 impl YardTools {
-    pub fn new(deployer: Deployer, orchestrator: Orchestrator) -> Self {
+    pub fn new(
+        deployer: Deployer,
+        orchestrator: Orchestrator,
+        questions: Questions,
+        stop: CancellationToken,
+    ) -> Self {
         Self {
             deployer,
             orchestrator,
+            questions,
+            stop,
             tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Asks a person on behalf of the calling agent and waits for the
+    /// outcome, said in words the agent can act on.
+    async fn ask_person(
+        &self,
+        context: &RequestContext<RoleServer>,
+        kind: QuestionKind,
+        message: String,
+        timeout_seconds: Option<i64>,
+    ) -> CallToolResult {
+        let agent = match caller(context) {
+            Some(Actor::Agent(agent)) => agent,
+            _ => return failed("only an agent asks a person, with its own credential"),
+        };
+        let asked = NewQuestion {
+            kind,
+            message,
+            context: None,
+            timeout_seconds,
+            origin: None,
+        };
+        let question = match self.questions.ask(&agent, asked).await {
+            Ok(question) => question,
+            Err(e) => return failed(e.to_string()),
+        };
+        // The client cancelling its call withdraws the question; the
+        // daemon stopping does not (the question waits for the restart).
+        let call = context.ct.clone();
+        let stop = self.stop.clone();
+        let cancelled = async move {
+            call.cancelled().await;
+            if stop.is_cancelled() {
+                std::future::pending::<()>().await;
+            }
+        };
+        match self.questions.wait(&question.id, cancelled).await {
+            Ok(outcome) => ok(&answer_for_agent(&question.id, &outcome)),
+            Err(e) => failed(e.to_string()),
         }
     }
 
@@ -384,6 +475,59 @@ impl YardTools {
     }
 
     #[tool(
+        description = "Asks a person to confirm an action and waits for the answer: yes or no. Waits until a person answers, the deadline passes (timeoutSeconds, or the yard's default) or this agent is stopped; the result's `outcome` says which (answered, timed_out, cancelled) and `answer` is yes or no when answered, with the person's `reason` if they gave one."
+    )]
+    async fn confirm_action(
+        &self,
+        Parameters(input): Parameters<ConfirmInput>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.ask_person(
+            &context,
+            QuestionKind::Confirm,
+            input.message,
+            input.timeout_seconds,
+        )
+        .await
+    }
+
+    #[tool(
+        description = "Asks a person to choose one of `options` and waits for the choice. Waits until a person answers, the deadline passes (timeoutSeconds, or the yard's default) or this agent is stopped; the result's `outcome` says which (answered, timed_out, cancelled) and `answer` is the chosen option when answered."
+    )]
+    async fn select_option(
+        &self,
+        Parameters(input): Parameters<SelectInput>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.ask_person(
+            &context,
+            QuestionKind::Select {
+                options: input.options,
+            },
+            input.message,
+            input.timeout_seconds,
+        )
+        .await
+    }
+
+    #[tool(
+        description = "Asks a person for guidance in their own words (when stuck, or before a choice the task does not settle) and waits for the reply. Waits until a person answers, the deadline passes (timeoutSeconds, or the yard's default) or this agent is stopped; the result's `outcome` says which (answered, timed_out, cancelled) and `answer` is the person's text when answered."
+    )]
+    async fn request_guidance(
+        &self,
+        Parameters(input): Parameters<ConfirmInput>,
+        context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        self.ask_person(
+            &context,
+            QuestionKind::Text,
+            input.message,
+            input.timeout_seconds,
+        )
+        .await
+    }
+
+    #[tool(
         description = "Stops an agent and removes its container. Its branch and checkout stay for review. Returns the agent's new state."
     )]
     async fn stop_agent(
@@ -402,13 +546,67 @@ impl YardTools {
     }
 }
 
+/// The result of a question tool: how it ended, in fields and in words.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AnswerForAgent {
+    question_id: String,
+    /// `answered`, `timed_out` or `cancelled`.
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answered_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// The same, as one sentence.
+    summary: String,
+}
+
+fn answer_for_agent(id: &str, outcome: &QuestionOutcome) -> AnswerForAgent {
+    let (answer, answered_by, reason, summary) = match outcome {
+        QuestionOutcome::Answered { answer, by, reason } => {
+            let summary = match reason {
+                Some(reason) => format!("{by} answered: {answer} ({reason})"),
+                None => format!("{by} answered: {answer}"),
+            };
+            (
+                Some(answer.clone()),
+                Some(by.clone()),
+                reason.clone(),
+                summary,
+            )
+        }
+        QuestionOutcome::TimedOut => (
+            None,
+            None,
+            None,
+            "Nobody answered in time. No person is available now: decide without the answer, or ask again later.".to_owned(),
+        ),
+        QuestionOutcome::Cancelled | QuestionOutcome::Pending => (
+            None,
+            None,
+            None,
+            "The question was cancelled: this agent is being stopped.".to_owned(),
+        ),
+    };
+    AnswerForAgent {
+        question_id: id.to_owned(),
+        outcome: outcome.as_str(),
+        answer,
+        answered_by,
+        reason,
+        summary,
+    }
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for YardTools {
     fn get_info(&self) -> ServerConfig {
         let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
         info.server_info = Implementation::new("agentyard", env!("CARGO_PKG_VERSION"));
         info.instructions = Some(
-            "Tools of an agentyard: deploy personal agent stacks (deploy_stack, check_name_availability, check_deployment_status, list_deployments), check the yard (test_api_connections), and put coding agents on tasks (spawn_agents, list_agents, agent_status, stop_agent)."
+            "Tools of an agentyard: deploy personal agent stacks (deploy_stack, check_name_availability, check_deployment_status, list_deployments), check the yard (test_api_connections), and put coding agents on tasks (spawn_agents, list_agents, agent_status, stop_agent), and, for agents, ask a person (confirm_action, select_option, request_guidance)."
                 .to_owned(),
         );
         info
@@ -420,7 +618,9 @@ impl ServerHandler for YardTools {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let mut tools = self.tool_router.list_all();
-        if !matches!(caller(&context), Some(Actor::Person(_))) {
+        if matches!(caller(&context), Some(Actor::Person(_))) {
+            tools.retain(|t| !QUESTION_TOOLS.contains(&t.name.as_ref()));
+        } else {
             tools.retain(|t| AGENT_TOOLS.contains(&t.name.as_ref()));
         }
         Ok(ListToolsResult::with_all_items(tools))
@@ -433,6 +633,12 @@ impl ServerHandler for YardTools {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.to_string();
         match caller(&context) {
+            Some(Actor::Person(_)) if QUESTION_TOOLS.contains(&name.as_str()) => {
+                return Ok(failed(format!(
+                    "{name} is for agents: only an agent asks a person, with its own credential"
+                ))
+                .into());
+            }
             Some(Actor::Person(_)) => {}
             Some(Actor::Agent(_)) if AGENT_TOOLS.contains(&name.as_str()) => {}
             Some(Actor::Agent(_)) => {

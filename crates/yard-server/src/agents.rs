@@ -13,11 +13,12 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use utoipa::IntoParams;
 use yard_api::{
-    AgentDiffView, AgentList, AgentView, ApiError, AuditList, AuditView, CommitView, ErrorCode,
-    MergeView, PolicyView, PruneResult, SpawnRequest, SpawnResult, rfc3339,
+    AgentDiffView, AgentList, AgentView, ApiError, AttachControl, AuditList, AuditView, CommitView,
+    ErrorCode, MergeView, PolicyView, PruneResult, SpawnRequest, SpawnResult, rfc3339,
 };
 use yard_core::AgentId;
 use yard_git::MergeOutcome;
+use yard_services::TtySize;
 use yard_services::orchestrator::SpawnRequest as Spawn;
 
 use crate::AppState;
@@ -241,6 +242,7 @@ async fn relay(
     let yard_services::AgentIo {
         mut output,
         mut input,
+        resize,
     } = io;
     let downstream = async {
         while let Some(chunk) = output.next().await {
@@ -255,7 +257,18 @@ async fn relay(
         while let Some(Ok(message)) = from_client.next().await {
             let bytes = match message {
                 Message::Binary(bytes) => bytes,
-                Message::Text(text) => bytes::Bytes::from(text.as_str().to_owned()),
+                Message::Text(text) => {
+                    if let Ok(AttachControl::Resize { cols, rows }) =
+                        serde_json::from_str(text.as_str())
+                    {
+                        if let Err(e) = resize(TtySize { cols, rows }).await {
+                            tracing::debug!(agent = %id, error = %e, "cannot resize the agent's terminal");
+                        }
+                        continue;
+                    }
+                    // Plain text from a simple client is typing too.
+                    bytes::Bytes::from(text.as_str().to_owned())
+                }
                 Message::Close(_) => break,
                 Message::Ping(_) | Message::Pong(_) => continue,
             };

@@ -144,6 +144,9 @@ impl From<QuestionsError> for AppError {
             QuestionsError::Settled { .. } => {
                 Self::client(StatusCode::CONFLICT, ErrorCode::QuestionSettled, message)
             }
+            QuestionsError::Claimed(_) => {
+                Self::client(StatusCode::CONFLICT, ErrorCode::QuestionClaimed, message)
+            }
             QuestionsError::Store(e) => Self::internal(e),
         }
     }
@@ -218,6 +221,20 @@ impl From<TokenError> for AppError {
 impl From<yard_services::StoreError> for AppError {
     fn from(e: yard_services::StoreError) -> Self {
         Self::internal(e)
+    }
+}
+
+impl AppError {
+    /// The error as a client is told it (in a WebSocket message, say):
+    /// a server error's detail is logged here and never sent.
+    pub(crate) fn into_api_error(self) -> ApiError {
+        if let Some(detail) = &self.detail {
+            tracing::error!(status = self.status.as_u16(), code = ?self.code, %detail, "request failed");
+        }
+        ApiError {
+            error: self.message,
+            code: self.code,
+        }
     }
 }
 

@@ -6,13 +6,17 @@
 //! only has to carry bytes between stdin, the control socket and stdout.
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
-use yard_api::{ApiError, ErrorCode, HookInput, hook_output};
-use yard_core::{Agent, HookEvent, HookFacts};
+use yard_api::{
+    ApiError, ErrorCode, HookInput, HookOrigin, HookPending, HookQuestion, HookWait, hook_output,
+    hook_reply, rfc3339,
+};
+use yard_core::{Agent, HookEvent, HookFacts, Question};
+use yard_services::NewQuestion;
 
 use crate::AppState;
 use crate::auth::bearer;
@@ -45,7 +49,11 @@ pub(crate) async fn require_agent(
 ///
 /// Takes Claude Code's hook input and answers with Claude Code's hook
 /// output for it: for `PreToolUse`, `hookSpecificOutput.permissionDecision`.
-/// Every call is recorded in the agent's audit trail.
+/// Every call is recorded in the agent's audit trail. An event a person
+/// must answer (a policy `ask`, an `AskUserQuestion` call, an
+/// `Elicitation`) becomes questions: the call waits for them, or, with
+/// `Prefer: respond-async`, answers `202` with their ids for
+/// `POST /hook/wait`.
 #[utoipa::path(
     post,
     path = "/hook",
@@ -53,6 +61,7 @@ pub(crate) async fn require_agent(
     request_body = HookInput,
     responses(
         (status = 200, description = "Claude Code's hook output, or {} for none", body = Object),
+        (status = 202, description = "Held for a person (with Prefer: respond-async)", body = HookPending),
         (status = 400, description = "Malformed input or an unknown event", body = ApiError),
         (status = 401, description = "Missing or invalid agent credential", body = ApiError),
     ),
@@ -61,8 +70,9 @@ pub(crate) async fn require_agent(
 pub(crate) async fn hook(
     State(state): State<AppState>,
     Extension(agent): Extension<Agent>,
+    headers: HeaderMap,
     JsonBody(input): JsonBody<HookInput>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     let event: HookEvent =
         input
             .hook_event_name
@@ -85,7 +95,150 @@ pub(crate) async fn hook(
         .gatekeeper
         .decide(&agent.id, &facts, tool_input.as_deref())
         .await?;
+    let asks = input.questions(event, &verdict);
+    if asks.is_empty() {
+        return Ok(Json(
+            hook_output(event, verdict.decision, &verdict.reason).unwrap_or_else(|| json!({})),
+        )
+        .into_response());
+    }
+    let asked = ask_all(&state, &agent, asks).await?;
+    if prefers_async(&headers) {
+        let deadline = asked
+            .iter()
+            .map(|q| q.deadline)
+            .max_by_key(|d| d.0)
+            .unwrap_or(yard_core::Timestamp(0));
+        let wait_ms = u64::try_from(deadline.0.saturating_sub(now_millis())).unwrap_or(0);
+        let pending = HookPending {
+            question_ids: asked.iter().map(|q| q.id.clone()).collect(),
+            deadline: rfc3339(deadline),
+            wait_ms,
+        };
+        return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
+    }
+    let ids: Vec<String> = asked.into_iter().map(|q| q.id).collect();
+    Ok(Json(reply_when_settled(&state, &agent, &ids).await?).into_response())
+}
+
+/// Wait for a held hook event's answer (agents only)
+///
+/// For a `POST /hook` answered `202`: waits until every question named is
+/// answered, timed out or cancelled, then answers with the hook output the
+/// event gets. Calling again after a dropped connection or a yard restart
+/// waits on the same questions; nothing is asked twice.
+#[utoipa::path(
+    post,
+    path = "/hook/wait",
+    tag = "hooks",
+    request_body = HookWait,
+    responses(
+        (status = 200, description = "Claude Code's hook output for the held event", body = Object),
+        (status = 400, description = "No question ids", body = ApiError),
+        (status = 401, description = "Missing or invalid agent credential", body = ApiError),
+        (status = 404, description = "A question that is not this agent's", body = ApiError),
+    ),
+    security(("agent" = []))
+)]
+pub(crate) async fn wait(
+    State(state): State<AppState>,
+    Extension(agent): Extension<Agent>,
+    JsonBody(request): JsonBody<HookWait>,
+) -> Result<Json<Value>, AppError> {
+    if request.question_ids.is_empty() || request.question_ids.len() > MAX_HELD_QUESTIONS {
+        return Err(AppError::client(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            format!(
+                "name between 1 and {MAX_HELD_QUESTIONS} question ids, as POST /hook answered them"
+            ),
+        ));
+    }
     Ok(Json(
-        hook_output(event, verdict.decision, &verdict.reason).unwrap_or_else(|| json!({})),
+        reply_when_settled(&state, &agent, &request.question_ids).await?,
     ))
+}
+
+/// The most questions one hook event may hold (an `AskUserQuestion` call
+/// asks a handful).
+const MAX_HELD_QUESTIONS: usize = 16;
+
+/// Whether the client asked to be told at once that the event is held
+/// (`Prefer: respond-async`, RFC 7240), so it can wait in a call of its
+/// own that survives a reconnect.
+fn prefers_async(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async"))
+}
+
+fn now_millis() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Asks every question of one event; if one cannot be asked, the ones
+/// asked before it are withdrawn, so nobody answers half an event.
+async fn ask_all(
+    state: &AppState,
+    agent: &Agent,
+    asks: Vec<HookQuestion>,
+) -> Result<Vec<Question>, AppError> {
+    let mut asked = Vec::with_capacity(asks.len());
+    for ask in asks {
+        let origin = serde_json::to_string(&ask.origin).ok();
+        let question = NewQuestion {
+            kind: ask.kind,
+            message: ask.message,
+            context: ask.context,
+            timeout_seconds: None,
+            origin,
+        };
+        match state.questions.ask(agent, question).await {
+            Ok(question) => asked.push(question),
+            Err(e) => {
+                for question in &asked {
+                    if let Err(e) = state.questions.withdraw(&question.id).await {
+                        tracing::warn!(question = %question.id, error = %e, "cannot withdraw a question");
+                    }
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(asked)
+}
+
+/// Waits until every question in `ids` (all `agent`'s) is settled and
+/// makes the hook output from their origins and outcomes.
+async fn reply_when_settled(
+    state: &AppState,
+    agent: &Agent,
+    ids: &[String],
+) -> Result<Value, AppError> {
+    let mut settled = Vec::with_capacity(ids.len());
+    for id in ids {
+        let question = state.questions.of_agent(&agent.id, id).await?;
+        let origin: HookOrigin = question
+            .origin
+            .as_deref()
+            .and_then(|o| serde_json::from_str(o).ok())
+            .ok_or_else(|| {
+                AppError::client(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::InvalidRequest,
+                    format!("question {id:?} was not asked by a hook event"),
+                )
+            })?;
+        // The agent's end settles the question (cancelled); nothing else
+        // here may, so a dropped call leaves it pending for the next one.
+        let outcome = state.questions.wait(id, std::future::pending()).await?;
+        settled.push((origin, outcome));
+    }
+    Ok(hook_reply(&settled))
 }

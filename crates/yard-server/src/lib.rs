@@ -200,6 +200,7 @@ fn routers() -> Routes {
         .routes(routes!(tokens::revoke))
         .routes(routes!(questions::list))
         .routes(routes!(questions::answer))
+        .routes(routes!(questions::live))
         .split_for_parts();
     let (public, public_doc) = OpenApiRouter::new()
         .routes(routes!(health::health))
@@ -211,6 +212,7 @@ fn routers() -> Routes {
         .split_for_parts();
     let (agents, agents_doc) = OpenApiRouter::new()
         .routes(routes!(hook::hook))
+        .routes(routes!(hook::wait))
         .split_for_parts();
     let agents = agents.layer(DefaultBodyLimit::max(MAX_HOOK_BODY_BYTES));
     doc.paths.paths.extend(public_doc.paths.paths);

@@ -23,6 +23,7 @@ pub(crate) fn router(state: &AppState, allowed_hosts: Option<Vec<String>>) -> Ro
     let service = yard_mcp::http_service(
         state.deployer.clone(),
         state.orchestrator.clone(),
+        state.questions.clone(),
         HttpGuard {
             allowed_origins: state.settings.mcp_allowed_origins.clone(),
             allowed_hosts,

@@ -107,6 +107,10 @@ async fn hooks_answer_by_the_policy_over_tcp_and_the_socket_and_are_audited() {
     let yard = TestYard::start(Options {
         policy: Some(
             r#"
+            # `ask` here is the fallback at once; asking people is in
+            # questions.rs.
+            ask_people = false
+
             [[rules]]
             name = "no-rm"
             tool = "Bash"

@@ -18,6 +18,9 @@ pub enum YardEvent {
     Agent(Agent),
     /// A question asked, or settled, after it was stored.
     Question(Question),
+    /// An answering client of this daemon claimed question `id` (`holder`
+    /// names it) or released it (`None`).
+    QuestionClaim { id: String, holder: Option<u64> },
 }
 
 /// A cheap-to-clone handle on the bus.

@@ -36,10 +36,10 @@ pub use deployer::{
 };
 pub use hooks::{Gatekeeper, PolicyWatch};
 pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
-pub use questions::{NewQuestion, Questions, QuestionsError};
+pub use questions::{ClientId, NewQuestion, Questions, QuestionsError};
 /// What can go wrong underneath the services, named here so callers need
 /// neither the store nor the engine crate.
-pub use yard_engine::{AgentIo, EngineError};
+pub use yard_engine::{AgentIo, EngineError, TtySize};
 pub use yard_store::StoreError;
 
 /// The current time, as the store records it.

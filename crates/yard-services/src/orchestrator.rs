@@ -140,6 +140,28 @@ pub struct OrchestratorConfig {
     pub lend_binary: Option<PathBuf>,
     /// How long an agent gets between SIGTERM and SIGKILL.
     pub stop_grace: Duration,
+    /// How agents run their client.
+    pub mode: AgentMode,
+}
+
+/// How agents run their client (`YARD_AGENT_MODE`, passed to the agent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AgentMode {
+    /// Scripted (`claude --print`): no terminal, stdout and stderr apart.
+    #[default]
+    Headless,
+    /// On a terminal (Claude Code in a tmux session), so a person who
+    /// attaches sees the live session and can type into it.
+    Interactive,
+}
+
+impl AgentMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Headless => "headless",
+            Self::Interactive => "interactive",
+        }
+    }
 }
 
 /// A request for agents.
@@ -523,6 +545,10 @@ impl Orchestrator {
             ("YARD_TASK".to_owned(), agent.task.clone()),
             ("YARD_AGENT_TOKEN".to_owned(), token.to_owned()),
             ("YARD_SOCKET".to_owned(), AGENT_SOCKET.to_owned()),
+            (
+                "YARD_AGENT_MODE".to_owned(),
+                config.mode.as_str().to_owned(),
+            ),
             // The borrowed objects belong to the repository's owner, not
             // to the user the agent runs as.
             ("GIT_CONFIG_COUNT".to_owned(), "1".to_owned()),
@@ -591,6 +617,7 @@ impl Orchestrator {
                 .map(|g| g.to_string())
                 .into_iter()
                 .collect(),
+            tty: config.mode == AgentMode::Interactive,
         }
     }
 

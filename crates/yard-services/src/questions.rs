@@ -10,7 +10,10 @@
 //! deadline and the caller's own cancellation, and whichever settles the
 //! question first in the store wins.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::broadcast::error::RecvError;
@@ -34,6 +37,9 @@ pub struct NewQuestion {
     pub context: Option<String>,
     /// How long to wait for a person; `None` takes the yard's default.
     pub timeout_seconds: Option<i64>,
+    /// What the asker needs to make its reply later (see
+    /// [`Question::origin`]).
+    pub origin: Option<String>,
 }
 
 /// Why asking, answering or waiting failed.
@@ -47,8 +53,23 @@ pub enum QuestionsError {
     Settled { id: String, outcome: &'static str },
     #[error("question {0:?} belongs to another person's agent")]
     NotYours(String),
+    #[error("question {0:?} is shown by another answering client; wait until it is released")]
+    Claimed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// One answering client (a terminal, a page), for claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientId(pub u64);
+
+/// Which answering client shows which question, on this daemon. Claims
+/// are only a courtesy between clients (two people do not answer the same
+/// popup): an answer never needs one, and a claim never holds an agent up.
+#[derive(Debug, Default)]
+struct Claims {
+    next_client: AtomicU64,
+    held: Mutex<HashMap<String, ClientId>>,
 }
 
 /// The questions service; cheap to clone.
@@ -57,6 +78,7 @@ pub struct Questions {
     store: Store,
     bus: EventBus,
     default_timeout: Duration,
+    claims: Arc<Claims>,
 }
 
 impl Questions {
@@ -67,6 +89,87 @@ impl Questions {
             store,
             bus,
             default_timeout,
+            claims: Arc::default(),
+        }
+    }
+
+    /// A new answering client's id.
+    pub fn connect(&self) -> ClientId {
+        ClientId(self.claims.next_client.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Whether `by` may see and answer `question`.
+    pub fn visible_to(by: &Person, question: &Question) -> bool {
+        may_answer(by, question)
+    }
+
+    /// The questions some client claims, with who.
+    pub fn claims(&self) -> HashMap<String, ClientId> {
+        self.held().clone()
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, ClientId>> {
+        self.claims.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `client` (of person `by`) shows question `id`; refused when it is
+    /// not theirs, not pending, or another client shows it.
+    pub async fn claim(
+        &self,
+        by: &Person,
+        client: ClientId,
+        id: &str,
+    ) -> Result<(), QuestionsError> {
+        let question = self.answerable(by, id).await?;
+        {
+            let mut held = self.held();
+            match held.get(id) {
+                Some(holder) if *holder != client => {
+                    return Err(QuestionsError::Claimed(id.to_owned()));
+                }
+                Some(_) => return Ok(()),
+                None => held.insert(question.id.clone(), client),
+            };
+        }
+        self.bus.publish(YardEvent::QuestionClaim {
+            id: question.id,
+            holder: Some(client.0),
+        });
+        Ok(())
+    }
+
+    /// `client` no longer shows question `id`; releasing what it does not
+    /// hold changes nothing.
+    pub fn release(&self, client: ClientId, id: &str) {
+        let released = {
+            let mut held = self.held();
+            held.get(id) == Some(&client) && held.remove(id).is_some()
+        };
+        if released {
+            self.bus.publish(YardEvent::QuestionClaim {
+                id: id.to_owned(),
+                holder: None,
+            });
+        }
+    }
+
+    /// `client` went away: everything it showed may be claimed again.
+    pub fn disconnect(&self, client: ClientId) {
+        let released: Vec<String> = {
+            let mut held = self.held();
+            let ids = held
+                .iter()
+                .filter(|(_, holder)| **holder == client)
+                .map(|(id, _)| id.clone())
+                .collect::<Vec<_>>();
+            for id in &ids {
+                held.remove(id);
+            }
+            ids
+        };
+        for id in released {
+            self.bus
+                .publish(YardEvent::QuestionClaim { id, holder: None });
         }
     }
 
@@ -90,6 +193,7 @@ impl Questions {
             deadline: yard_core::Timestamp(created_at.0.saturating_add(wait_ms)),
             created_at,
             outcome: QuestionOutcome::Pending,
+            origin: asked.origin,
         };
         self.store.insert_question(&question).await?;
         tracing::info!(question = %question.id, agent = %question.agent_id, kind = question.kind.as_str(), "question asked");
@@ -193,6 +297,45 @@ impl Questions {
         answer: &str,
         reason: Option<String>,
     ) -> Result<Question, QuestionsError> {
+        self.answer_as(by, None, id, answer, reason).await
+    }
+
+    /// [`Questions::answer`] from answering client `client`, which must
+    /// not be refused by another client's claim.
+    pub async fn answer_as(
+        &self,
+        by: &Person,
+        client: Option<ClientId>,
+        id: &str,
+        answer: &str,
+        reason: Option<String>,
+    ) -> Result<Question, QuestionsError> {
+        let question = self.answerable(by, id).await?;
+        if let Some(client) = client
+            && self.held().get(id).is_some_and(|holder| *holder != client)
+        {
+            return Err(QuestionsError::Claimed(id.to_owned()));
+        }
+        let answer = question.check_answer(answer)?;
+        let outcome = QuestionOutcome::Answered {
+            answer,
+            by: by.owner.name.clone(),
+            reason: reason.filter(|r| !r.trim().is_empty()),
+        };
+        if !self.store.settle_question(id, &outcome, now()).await? {
+            let settled = self.store.question(id).await?;
+            return Err(QuestionsError::Settled {
+                id: id.to_owned(),
+                outcome: settled.map_or("settled", |q| q.outcome.as_str()),
+            });
+        }
+        tracing::info!(question = %id, by = %by.owner.name, "question answered");
+        self.held().remove(id);
+        self.announce(id).await
+    }
+
+    /// Question `id` if `by` may answer it and it is pending.
+    async fn answerable(&self, by: &Person, id: &str) -> Result<Question, QuestionsError> {
         let question = self
             .store
             .question(id)
@@ -210,21 +353,21 @@ impl Questions {
                 outcome: question.outcome.as_str(),
             });
         }
-        let answer = question.check_answer(answer)?;
-        let outcome = QuestionOutcome::Answered {
-            answer,
-            by: by.owner.name.clone(),
-            reason: reason.filter(|r| !r.trim().is_empty()),
-        };
-        if !self.store.settle_question(id, &outcome, now()).await? {
-            let settled = self.store.question(id).await?;
-            return Err(QuestionsError::Settled {
-                id: id.to_owned(),
-                outcome: settled.map_or("settled", |q| q.outcome.as_str()),
-            });
+        Ok(question)
+    }
+
+    /// Question `id` if it is `agent`'s own; another agent's is unknown.
+    pub async fn of_agent(&self, agent: &AgentId, id: &str) -> Result<Question, QuestionsError> {
+        match self.store.question(id).await? {
+            Some(question) if question.agent_id == *agent => Ok(question),
+            _ => Err(QuestionsError::NoSuchQuestion(id.to_owned())),
         }
-        tracing::info!(question = %id, by = %by.owner.name, "question answered");
-        self.announce(id).await
+    }
+
+    /// Takes back a question its asker no longer waits on (settled as
+    /// cancelled).
+    pub async fn withdraw(&self, id: &str) -> Result<(), QuestionsError> {
+        self.settle(id, &QuestionOutcome::Cancelled).await
     }
 
     /// Cancels the pending questions of an agent that ended.

@@ -60,6 +60,7 @@ fn asked(kind: QuestionKind, timeout_seconds: Option<i64>) -> NewQuestion {
         message: "may I?".into(),
         context: Some("Bash: rm -rf build".into()),
         timeout_seconds,
+        origin: None,
     }
 }
 

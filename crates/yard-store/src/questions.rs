@@ -21,10 +21,11 @@ struct QuestionRow {
     answer: Option<String>,
     answered_by: Option<String>,
     reason: Option<String>,
+    origin: Option<String>,
 }
 
 const COLUMNS: &str = "id, agent_id, owner_id, kind, message, options, context, deadline, \
-     created_at, outcome, answer, answered_by, reason";
+     created_at, outcome, answer, answered_by, reason, origin";
 
 impl TryFrom<QuestionRow> for Question {
     type Error = StoreError;
@@ -58,6 +59,7 @@ impl TryFrom<QuestionRow> for Question {
             deadline: Timestamp(row.deadline),
             created_at: Timestamp(row.created_at),
             outcome,
+            origin: row.origin,
             id: row.id,
         })
     }
@@ -75,8 +77,8 @@ impl Store {
             _ => String::new(),
         };
         sqlx::query(
-            "INSERT INTO questions (id, agent_id, owner_id, kind, message, options, context, deadline, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO questions (id, agent_id, owner_id, kind, message, options, context, deadline, created_at, origin) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(q.id.as_str())
         .bind(q.agent_id.as_str())
@@ -87,6 +89,7 @@ impl Store {
         .bind(q.context.as_deref())
         .bind(q.deadline.0)
         .bind(q.created_at.0)
+        .bind(q.origin.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())

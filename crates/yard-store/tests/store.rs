@@ -657,6 +657,7 @@ async fn a_question_is_settled_once_and_keeps_its_options() {
             deadline: Timestamp(9_000),
             created_at: Timestamp(1_000),
             outcome: QuestionOutcome::Pending,
+            origin: Some("{\"hook\":1}".into()),
         };
         store.insert_question(&question).await.unwrap();
         assert_eq!(store.question("q1").await.unwrap(), Some(question.clone()));

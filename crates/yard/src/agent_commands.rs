@@ -9,7 +9,7 @@ use anyhow::Context;
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
-use yard_api::{AgentView, SpawnRequest};
+use yard_api::{AgentView, AttachControl, SpawnRequest};
 
 use crate::cli::{AgentsAction, ClientArgs, SpawnArgs};
 use crate::commands::{connect, explain, print_json};
@@ -316,8 +316,25 @@ pub(crate) async fn attach(id: &str, args: &ClientArgs) -> anyhow::Result<ExitCo
         let mut stdin = tokio::io::stdin();
         let mut watch = DetachWatch::default();
         let mut buffer = [0_u8; 4096];
+        // The agent's terminal takes this one's size now and whenever the
+        // window changes (SIGWINCH).
+        let mut window_changes =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())?;
+        if let Some(size) = window_size() {
+            let _ = to_agent.send(size).await;
+        }
         loop {
-            let read = stdin.read(&mut buffer).await?;
+            let read = tokio::select! {
+                read = stdin.read(&mut buffer) => read?,
+                _ = window_changes.recv() => {
+                    if let Some(size) = window_size()
+                        && to_agent.send(size).await.is_err()
+                    {
+                        return Ok(false);
+                    }
+                    continue;
+                }
+            };
             if read == 0 {
                 return Ok(false);
             }
@@ -350,6 +367,17 @@ pub(crate) async fn attach(id: &str, args: &ClientArgs) -> anyhow::Result<ExitCo
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// This terminal's size as the attach channel's resize message; `None`
+/// when stdout is not a terminal.
+fn window_size() -> Option<Message> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let (cols, rows) = crossterm::terminal::size().ok()?;
+    let resize = serde_json::to_string(&AttachControl::Resize { cols, rows }).ok()?;
+    Some(Message::Text(resize.into()))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use yard_services::orchestrator::CacheVolume;
+use yard_services::orchestrator::{AgentMode, CacheVolume};
 
 /// agentyard: a self-hosted home for AI coding agents.
 #[derive(Debug, Parser)]
@@ -57,9 +57,14 @@ pub(crate) enum Command {
     Agents {
         #[command(subcommand)]
         action: Option<AgentsAction>,
+        /// Show them in a table refreshed every second, until q or Esc.
+        #[arg(long)]
+        watch: bool,
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Answer the questions agents ask, in a full-screen terminal UI.
+    Prompt(PromptArgs),
     /// Show an agent's output.
     Logs {
         id: String,
@@ -111,6 +116,17 @@ pub(crate) enum Command {
     /// Check the engine, the socket, the store, the images and the policy,
     /// and say how to fix what is wrong.
     Doctor(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PromptArgs {
+    /// Show only the oldest question no other client shows (waiting for
+    /// one if there is none), take its answer and exit: for a popup pane
+    /// per question.
+    #[arg(long)]
+    pub(crate) once: bool,
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -319,6 +335,10 @@ pub(crate) struct ServeArgs {
     /// (at most 24h).
     #[arg(long, env = "YARD_QUESTION_TIMEOUT", default_value = "10m", value_parser = duration)]
     pub(crate) question_timeout: Duration,
+    /// Inside a Zellij session, open a floating `yard prompt --once` pane
+    /// for each question agents ask.
+    #[arg(long, env = "YARD_PROMPT_PANES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub(crate) prompt_panes: bool,
     /// How long a daemon's claim on a deployment lasts unless renewed. With
     /// several yards on one PostgreSQL, work whose daemon died is taken
     /// over by another this long after it stopped renewing.
@@ -413,6 +433,10 @@ pub(crate) struct ServeArgs {
         default_value = "agentyard/agent:latest"
     )]
     pub(crate) agent_image: String,
+    /// How agents run their client: `headless` (scripted, `--print`) or
+    /// `interactive` (on a terminal, in tmux, for people to attach to).
+    #[arg(long, env = "YARD_AGENT_MODE", default_value = "headless", value_parser = agent_mode)]
+    pub(crate) agent_mode: AgentMode,
     /// The most agents one spawn may start.
     #[arg(long, env = "YARD_MAX_AGENTS", default_value_t = 32)]
     pub(crate) max_agents: u32,
@@ -531,6 +555,16 @@ fn duration(raw: &str) -> Result<Duration, String> {
         return Err("must be longer than zero".to_owned());
     }
     Ok(parsed)
+}
+
+fn agent_mode(text: &str) -> Result<AgentMode, String> {
+    match text {
+        "headless" => Ok(AgentMode::Headless),
+        "interactive" => Ok(AgentMode::Interactive),
+        other => Err(format!(
+            "{other:?} is not an agent mode: say headless or interactive"
+        )),
+    }
 }
 
 #[cfg(test)]

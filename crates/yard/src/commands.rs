@@ -19,9 +19,11 @@ use crate::cli::{ClientArgs, Command, Role, StacksAction, TokenAction};
 /// Runs a client command.
 pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(_) | Command::Hook(_) | Command::Mcp(_) | Command::Doctor(_) => {
-            bail!("not a client command")
-        }
+        Command::Serve(_)
+        | Command::Hook(_)
+        | Command::Mcp(_)
+        | Command::Doctor(_)
+        | Command::Prompt(_) => bail!("not a client command"),
         Command::Check { name, client } => check(&name, &client).await,
         Command::Deploy { name, client } => deploy(&name, &client).await,
         Command::Stacks {
@@ -39,7 +41,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Destroy { name, client } => destroy(&name, &client).await,
         Command::Token { action, client } => token_command(&action, &client).await,
         Command::Spawn(args) => agent_commands::spawn(&args).await,
-        Command::Agents { action, client } => {
+        Command::Agents { action, client, .. } => {
             agent_commands::agents(action.as_ref(), &client).await
         }
         Command::Logs {

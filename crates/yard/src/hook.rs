@@ -4,7 +4,10 @@
 //! (`POST /hook` with the agent's credential) and prints the answer for the
 //! client. When the yard cannot be asked it says so on stderr and answers by
 //! the fail mode: `closed` (the default) refuses tool calls, `open` lets the
-//! agent go ahead. It never waits longer than its timeout (at most 5 min).
+//! agent go ahead. It never waits longer than its timeout (at most 5 min)
+//! for a decision, except for an event held for a person: then the yard
+//! answers at once with the questions' ids, and it waits on them until
+//! their deadline, reconnecting through a yard restart, never asking twice.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,7 +21,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 use tokio::time::Instant;
-use yard_api::{ApiError, Decision, HookEvent, hook_output};
+use yard_api::{ApiError, Decision, HookEvent, HookPending, HookWait, hook_output};
 
 use crate::cli::{FailMode, HookArgs};
 
@@ -57,8 +60,13 @@ pub(crate) async fn run(args: &HookArgs) -> ExitCode {
     let Some(token) = args.token.as_deref().filter(|t| !t.is_empty()) else {
         return fail(args, event, "YARD_AGENT_TOKEN is not set");
     };
-    match ask(&args.socket, token, input, args.timeout).await {
-        Ok(answer) => {
+    let answer = match ask(&args.socket, token, "/hook", input, args.timeout).await {
+        Ok(Answer::Held(pending)) => wait_held(&args.socket, token, &pending).await,
+        other => other,
+    };
+    match answer {
+        Ok(Answer::Held(_)) => fail(args, event, "the yard held the event twice"),
+        Ok(Answer::Decided(answer)) => {
             if answer.as_ref() != b"{}" {
                 println!("{}", String::from_utf8_lossy(&answer));
             }
@@ -114,15 +122,50 @@ fn fail(args: &HookArgs, event: HookEvent, reason: &str) -> ExitCode {
     }
 }
 
-/// `POST /hook` over the Unix socket. A socket that is missing or refuses
+/// What the yard said.
+enum Answer {
+    /// The hook output.
+    Decided(Bytes),
+    /// Held for a person: wait on these questions.
+    Held(HookPending),
+}
+
+/// How much past the questions' deadline the wait for a held event goes
+/// on: the yard settles them at the deadline, and may be restarting then.
+const HELD_GRACE: Duration = Duration::from_secs(30);
+
+/// Waits on the questions of a held event until the yard answers; a
+/// dropped connection (the yard restarting) is retried until the deadline.
+async fn wait_held(socket: &Path, token: &str, pending: &HookPending) -> Result<Answer, NoAnswer> {
+    let deadline = Instant::now() + Duration::from_millis(pending.wait_ms) + HELD_GRACE;
+    let body = serde_json::to_vec(&HookWait {
+        question_ids: pending.question_ids.clone(),
+    })
+    .map_err(|e| NoAnswer::Unreachable(e.to_string()))?;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match ask(socket, token, "/hook/wait", body.clone(), left).await {
+            Err(NoAnswer::Unreachable(reason)) if Instant::now() + pause < deadline => {
+                eprintln!("yard hook: waiting for a person's answer: {reason}; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `POST path` over the Unix socket. A socket that is missing or refuses
 /// connections is tried again (the yard may be restarting) until the
 /// deadline; everything else ends the attempt.
 async fn ask(
     socket: &Path,
     token: &str,
+    path: &str,
     body: Vec<u8>,
     timeout: Duration,
-) -> Result<Bytes, NoAnswer> {
+) -> Result<Answer, NoAnswer> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(50);
     let stream = loop {
@@ -142,9 +185,10 @@ async fn ask(
             .await
             .map_err(|e| NoAnswer::Unreachable(e.to_string()))?;
         tokio::spawn(connection);
-        let request = Request::post("/hook")
+        let request = Request::post(path)
             .header("host", "yard")
             .header("content-type", "application/json")
+            .header("prefer", "respond-async")
             .header("authorization", format!("Bearer {token}"))
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| NoAnswer::Unreachable(e.to_string()))?;
@@ -159,8 +203,15 @@ async fn ask(
             .await
             .map_err(|e| NoAnswer::Unreachable(e.to_string()))?
             .to_bytes();
+        if status == hyper::StatusCode::ACCEPTED {
+            return serde_json::from_slice::<HookPending>(&body)
+                .map(Answer::Held)
+                .map_err(|e| {
+                    NoAnswer::Unreachable(format!("a held event without its questions: {e}"))
+                });
+        }
         if status.is_success() {
-            return Ok(body);
+            return Ok(Answer::Decided(body));
         }
         let message = serde_json::from_slice::<ApiError>(&body)
             .map(|e| e.error)

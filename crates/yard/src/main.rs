@@ -11,12 +11,14 @@ mod cli;
 mod commands;
 mod doctor;
 mod hook;
+mod prompt;
+mod prompt_panes;
 mod serve;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Cli, Command};
@@ -68,6 +70,22 @@ fn main() -> ExitCode {
             Command::Hook(args) => Ok(hook::run(&args).await),
             Command::Mcp(args) => mcp(&args).await,
             Command::Doctor(args) => doctor::run(&args).await,
+            Command::Prompt(args) => prompt::run(&args).await,
+            Command::Agents {
+                action: None,
+                watch: true,
+                client,
+            } => prompt::watch_agents(&client).await,
+            Command::Agents {
+                action: Some(_),
+                watch: true,
+                ..
+            } => Cli::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--watch shows the table of agents; it does not go with `prune`",
+                )
+                .exit(),
             command => commands::run(command).await,
         }
     });

@@ -105,6 +105,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot record the listen address")?;
     tracing::info!(%addr, portal = %http_settings(&args, addr).portal_url, socket = %setup.socket.display(), "listening; open the portal in a browser and sign in with the admin token");
     let stopping = CancellationToken::new();
+    if crate::prompt_panes::wanted(args.prompt_panes) {
+        tracing::info!("opening a Zellij pane for each question");
+        tokio::spawn(crate::prompt_panes::open_for_questions(
+            yard.services.bus.clone(),
+            crate::prompt_panes::PaneTarget {
+                listen: addr,
+                data_dir: setup.data_dir.path().to_owned(),
+            },
+            stopping.clone(),
+        ));
+    }
     tokio::spawn({
         let stopping = stopping.clone();
         async move {
@@ -194,6 +205,7 @@ pub(crate) fn daemon_config(
                 None
             },
             stop_grace: AGENT_STOP_GRACE,
+            mode: args.agent_mode,
         },
         policy: setup.policy.clone(),
         policy_required: args.policy_required,

@@ -322,9 +322,17 @@ async fn credentials_origins_and_hosts_are_checked() {
         .collect();
     assert_eq!(
         names,
-        ["agent_status", "list_agents", "spawn_agents", "stop_agent"]
-            .into_iter()
-            .collect()
+        [
+            "agent_status",
+            "confirm_action",
+            "list_agents",
+            "request_guidance",
+            "select_option",
+            "spawn_agents",
+            "stop_agent"
+        ]
+        .into_iter()
+        .collect()
     );
     assert_eq!(results[2]["structured"]["id"], agent_id);
     assert_eq!(results[3]["isError"], true);

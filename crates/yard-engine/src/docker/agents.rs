@@ -12,7 +12,7 @@ use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -108,9 +108,10 @@ impl AgentRuntime for DockerEngine {
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(self.agent_labels(&spec.id)),
             working_dir: Some(spec.working_dir.clone()),
-            // No TTY: logs stay separate stdout/stderr streams. Stdin stays
-            // open so a person can attach and type.
-            tty: Some(false),
+            // A TTY only for an interactive agent: without one, logs stay
+            // separate stdout/stderr streams. Stdin stays open so a person
+            // can attach and type either way.
+            tty: Some(spec.tty),
             open_stdin: Some(true),
             attach_stdin: Some(true),
             stdin_once: Some(false),
@@ -205,7 +206,24 @@ impl AgentRuntime for DockerEngine {
             .attach_container(&self.agent_container(id), Some(options))
             .await
             .map_err(|e| backend("attaching to the agent", e))?;
+        let docker = self.docker.clone();
+        let container = self.agent_container(id);
+        let resize: crate::ResizeTty = Box::new(move |size: crate::TtySize| {
+            let docker = docker.clone();
+            let container = container.clone();
+            Box::pin(async move {
+                let options = ResizeContainerTTYOptionsBuilder::new()
+                    .w(i32::from(size.cols))
+                    .h(i32::from(size.rows))
+                    .build();
+                docker
+                    .resize_container_tty(&container, options)
+                    .await
+                    .map_err(|e| backend("resizing the agent's terminal", e))
+            })
+        });
         Ok(AgentIo {
+            resize,
             output: attached
                 .output
                 .map_ok(bollard::container::LogOutput::into_bytes)

@@ -47,6 +47,8 @@ pub(crate) struct Options {
     pub(crate) backend: BackendKind,
     /// `YARD_STACK_VOLUME`.
     pub(crate) stack_volume: bool,
+    /// `YARD_QUESTION_TIMEOUT`.
+    pub(crate) question_timeout: Duration,
 }
 
 impl Default for Options {
@@ -72,6 +74,7 @@ impl Default for Options {
             stack_memory: ResourceLimits::STACK_DEFAULT.memory_bytes,
             backend: BackendKind::Docker,
             stack_volume: true,
+            question_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -168,6 +171,7 @@ impl TestYard {
                 agent_env: vec![("FROM_THE_YARD".to_owned(), "yes".to_owned())],
                 lend_binary: None,
                 stop_grace: Duration::from_secs(1),
+                mode: Default::default(),
             },
             policy: policy_path,
             policy_required: false,
@@ -186,7 +190,7 @@ impl TestYard {
                 header_timeout: options.header_timeout,
             },
             reconcile_interval: Duration::from_secs(3600),
-            question_timeout: Duration::from_secs(600),
+            question_timeout: options.question_timeout,
         };
         let yard = Yard::build(config).await.unwrap();
         let token = data_dir.read_admin_token().unwrap().unwrap();

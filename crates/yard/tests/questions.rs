@@ -1,0 +1,222 @@
+//! A question outlives the yard: `yard hook` holds a tool call for a
+//! person, the daemon is killed (SIGKILL) and started again, a person
+//! answers, and the same waiting hook prints that answer. Nothing is
+//! asked twice.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use yard_core::{Agent, AgentId, AgentStatus, Timestamp};
+use yard_store::Store;
+use yard_testkit::{Daemon, DaemonSetup};
+
+const YARD: &str = env!("CARGO_BIN_EXE_yard");
+
+const ASK_PSQL: &str = r#"
+[[rules]]
+tool = "Bash"
+command = "psql*"
+decision = "ask"
+reason = "Changing tables needs a person."
+"#;
+
+fn now() -> Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    Timestamp(i64::try_from(millis).unwrap())
+}
+
+/// A running agent recorded in the daemon's store with credential
+/// `token`, of another instance, so the daemon's start leaves it alone.
+async fn agent_with(store: &Store, token: &str) -> Agent {
+    let agent = Agent {
+        id: AgentId::generate(),
+        instance: "restart-test".into(),
+        // The admin's: an agent's credential works while its owner has
+        // an active token.
+        owner: Some(store.active_tokens().await.unwrap()[0].owner()),
+        parent: None,
+        repo: "/repo".into(),
+        base_ref: "main".into(),
+        base_commit: "0".repeat(40),
+        task: "migrate".into(),
+        image: "img".into(),
+        status: AgentStatus::Running,
+        exit_code: None,
+        message: None,
+        checkout: "/checkout".into(),
+        head_commit: None,
+        created_at: now(),
+        updated_at: now(),
+    };
+    store
+        .insert_agent(&agent, &yard_services::auth::hash_token(token))
+        .await
+        .unwrap();
+    agent
+}
+
+#[tokio::test]
+async fn a_question_pending_when_the_yard_is_killed_is_answered_after_the_restart_and_reaches_the_waiting_hook()
+ {
+    let mut daemon = Daemon::start(
+        YARD.as_ref(),
+        DaemonSetup {
+            files: vec![("policy.toml".into(), ASK_PSQL.into())],
+            ..DaemonSetup::default()
+        },
+    );
+    let store = Store::open(&Store::sqlite_url(daemon.data_dir()))
+        .await
+        .unwrap();
+    let token = format!("yard_agent_{}", uuid::Uuid::new_v4().simple());
+    agent_with(&store, &token).await;
+
+    let mut hook = Command::new(YARD)
+        .arg("hook")
+        .env("YARD_SOCKET", daemon.data_dir().join("control.sock"))
+        .env("YARD_AGENT_TOKEN", &token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let event = json!({"hook_event_name": "PreToolUse", "tool_name": "Bash",
+                       "tool_input": {"command": "psql -c 'drop table t'"}});
+    hook.stdin
+        .take()
+        .unwrap()
+        .write_all(event.to_string().as_bytes())
+        .unwrap();
+
+    // Held: the question is in the store.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        if let Some(q) = store.pending_questions().await.unwrap().first() {
+            break q.id.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hook's question was never asked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    daemon.start_again_at_same_address();
+    let listed = daemon.api_get("/api/questions").await;
+    assert_eq!(listed["questions"][0]["id"], id.as_str(), "{listed}");
+    let response = yard_testkit::http()
+        .post(format!("{}/api/questions/{id}/answer", daemon.url()))
+        .bearer_auth(daemon.token())
+        .json(&json!({"answer": "allow", "reason": "backed up first"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let output = tokio::task::spawn_blocking(move || hook.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let said: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let decision = &said["hookSpecificOutput"];
+    assert_eq!(decision["permissionDecision"], "allow", "{said}\n{stderr}");
+    assert!(
+        decision["permissionDecisionReason"]
+            .as_str()
+            .unwrap()
+            .contains("backed up first"),
+        "{said}"
+    );
+    // Asked once, across the restart.
+    let all = store.pending_questions().await.unwrap();
+    assert!(all.is_empty(), "{all:?}");
+    assert_eq!(
+        store.question(&id).await.unwrap().unwrap().outcome.as_str(),
+        "answered"
+    );
+}
+
+#[tokio::test]
+async fn inside_zellij_each_question_opens_a_prompt_pane() {
+    use std::os::unix::fs::PermissionsExt;
+    // A stand-in for zellij that records how it was called.
+    let bin = tempfile::tempdir().unwrap();
+    let calls = bin.path().join("calls");
+    let fake = bin.path().join("zellij");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", calls.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let daemon = Daemon::start(
+        YARD.as_ref(),
+        DaemonSetup {
+            files: vec![("policy.toml".into(), ASK_PSQL.into())],
+            env: vec![
+                ("PATH".into(), path),
+                ("ZELLIJ".into(), "0".into()),
+                ("YARD_PROMPT_PANES".into(), "true".into()),
+            ],
+            ..DaemonSetup::default()
+        },
+    );
+    let store = Store::open(&Store::sqlite_url(daemon.data_dir()))
+        .await
+        .unwrap();
+    let token = format!("yard_agent_{}", uuid::Uuid::new_v4().simple());
+    agent_with(&store, &token).await;
+    let mut hook = Command::new(YARD)
+        .arg("hook")
+        .env("YARD_SOCKET", daemon.data_dir().join("control.sock"))
+        .env("YARD_AGENT_TOKEN", &token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let event = json!({"hook_event_name": "PreToolUse", "tool_name": "Bash",
+                       "tool_input": {"command": "psql -c 'select 1'"}});
+    hook.stdin
+        .take()
+        .unwrap()
+        .write_all(event.to_string().as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let called = loop {
+        if let Ok(called) = std::fs::read_to_string(&calls) {
+            break called;
+        }
+        assert!(Instant::now() < deadline, "no pane was opened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = hook.kill();
+    let _ = hook.wait();
+    assert!(called.starts_with("action new-pane --floating"), "{called}");
+    assert!(
+        called.contains(&format!(
+            "prompt --once --url {} --data-dir {}",
+            daemon.url(),
+            daemon.data_dir().display()
+        )),
+        "{called}"
+    );
+    assert!(
+        !called.contains(&daemon.token()),
+        "no secret on a command line"
+    );
+}
