@@ -481,4 +481,100 @@ mod tests {
         .unwrap();
         assert_eq!((input.path(), input.command()), (Some("/w/a.txt"), None));
     }
+
+    fn verdict(decision: Decision, person: bool) -> Verdict {
+        Verdict {
+            decision,
+            asked: person,
+            person,
+            rule: "r".into(),
+            reason: "needs a person".into(),
+        }
+    }
+
+    fn answered(answer: &str) -> QuestionOutcome {
+        QuestionOutcome::Answered {
+            answer: answer.into(),
+            by: "alice".into(),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_policy_ask_becomes_a_permission_question_and_its_fallback_applies_unanswered() {
+        let input: HookInput = serde_json::from_value(json!({
+            "hook_event_name": "PermissionRequest", "tool_name": "Bash",
+            "tool_input": {"command": "psql"}
+        }))
+        .unwrap();
+        let asks = input.questions(HookEvent::PermissionRequest, &verdict(Decision::Deny, true));
+        assert_eq!(asks.len(), 1);
+        assert_eq!(asks[0].kind, QuestionKind::Permission);
+        assert_eq!(asks[0].context.as_deref(), Some("Bash: psql"));
+        let origin = asks[0].origin.clone();
+        let allowed = hook_reply(&[(origin.clone(), answered("allow"))]);
+        assert_eq!(
+            allowed["hookSpecificOutput"]["decision"]["behavior"],
+            "allow"
+        );
+        let lapsed = hook_reply(&[(origin, QuestionOutcome::TimedOut)]);
+        assert_eq!(lapsed["hookSpecificOutput"]["decision"]["behavior"], "deny");
+        // Not asked: no question.
+        assert!(
+            input
+                .questions(
+                    HookEvent::PermissionRequest,
+                    &verdict(Decision::Allow, false)
+                )
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn odd_ask_user_questions_still_make_questions_that_can_be_stored() {
+        let many: Vec<Value> = (0..80).map(|i| json!({"label": format!("o{i}")})).collect();
+        let input: HookInput = serde_json::from_value(json!({
+            "hook_event_name": "PreToolUse", "tool_name": "AskUserQuestion",
+            "tool_input": {"questions": [
+                {"question": "x".repeat(100_000), "options": [{"label": "a"}, {"label": "b"}]},
+                {"question": "Which?", "options": many},
+                {"options": "not a list"}
+            ]}
+        }))
+        .unwrap();
+        let asks = input.questions(HookEvent::PreToolUse, &verdict(Decision::Allow, false));
+        assert_eq!(asks.len(), 3);
+        assert!(asks[0].message.len() <= MAX_MESSAGE_BYTES);
+        assert_eq!(
+            asks[1].kind,
+            QuestionKind::Text,
+            "too many options for a select"
+        );
+        assert_eq!(asks[2].kind, QuestionKind::Text);
+        // A policy that denies the tool outright asks nobody.
+        assert!(
+            input
+                .questions(HookEvent::PreToolUse, &verdict(Decision::Deny, false))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_elicitation_without_fields_is_a_yes_or_no() {
+        let input: HookInput = serde_json::from_value(json!({
+            "hook_event_name": "Elicitation", "mcp_server_name": "s", "message": "Go on?"
+        }))
+        .unwrap();
+        let asks = input.questions(HookEvent::Elicitation, &verdict(Decision::Allow, false));
+        assert_eq!(asks[0].kind, QuestionKind::Confirm);
+        let origin = asks[0].origin.clone();
+        assert_eq!(
+            hook_reply(&[(origin.clone(), answered("no"))])["hookSpecificOutput"]["action"],
+            "decline"
+        );
+        assert_eq!(
+            hook_reply(&[(origin, QuestionOutcome::TimedOut)])["hookSpecificOutput"]["action"],
+            "cancel"
+        );
+    }
 }

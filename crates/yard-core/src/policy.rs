@@ -269,9 +269,10 @@ impl Policy {
             Some(rule) => (
                 rule.decision,
                 rule.label.clone(),
-                rule.reason
-                    .clone()
-                    .unwrap_or_else(|| format!("{} by policy rule {}", rule.decision, rule.label)),
+                rule.reason.clone().unwrap_or_else(|| match rule.decision {
+                    Decision::Ask => format!("The policy ({}) asks a person.", rule.label),
+                    decision => format!("{decision} by policy rule {}", rule.label),
+                }),
             ),
             None if facts.event.is_tool_gate() => (
                 self.default,

@@ -231,7 +231,11 @@ impl Questions {
                 () = tokio::time::sleep(left) => Some(QuestionOutcome::TimedOut),
                 () = &mut cancelled => Some(QuestionOutcome::Cancelled),
                 () = tokio::time::sleep(LOOK_EVERY) => None,
-                () = settled_on_bus(&mut events, &question) => None,
+                settled = settled_on_bus(&mut events, &question) => match settled {
+                    // The bus carries the stored outcome: no need to look.
+                    Some(outcome) => return Ok(outcome),
+                    None => None,
+                },
             };
             // Whoever settles it first, the store says how at the next look.
             if let Some(outcome) = settle {
@@ -331,7 +335,14 @@ impl Questions {
         }
         tracing::info!(question = %id, by = %by.owner.name, "question answered");
         self.held().remove(id);
-        self.announce(id).await
+        // Written in one conditional statement: this is what the store now
+        // holds, announced without reading it back.
+        let answered = Question {
+            outcome,
+            ..question
+        };
+        self.bus.publish(YardEvent::Question(answered.clone()));
+        Ok(answered)
     }
 
     /// Question `id` if `by` may answer it and it is pending.
@@ -396,19 +407,21 @@ fn may_answer(by: &Person, question: &Question) -> bool {
     by.is_admin() || question.owner_id.as_deref() == Some(by.owner.id.as_str())
 }
 
-/// Resolves when the bus says `question` was settled, or may have been
-/// (its agent changed, or the subscriber fell behind); never when the bus
-/// is gone.
+/// Resolves when the bus says `question` was settled (with its outcome),
+/// or may have been (its agent changed, or the subscriber fell behind:
+/// `None`, look in the store); never when the bus is gone.
 async fn settled_on_bus(
     events: &mut tokio::sync::broadcast::Receiver<YardEvent>,
     question: &Question,
-) {
+) -> Option<QuestionOutcome> {
     loop {
         match events.recv().await {
-            Ok(YardEvent::Question(q)) if q.id == question.id && !q.outcome.is_pending() => return,
-            Ok(YardEvent::Agent(agent)) if agent.id == question.agent_id => return,
+            Ok(YardEvent::Question(q)) if q.id == question.id && !q.outcome.is_pending() => {
+                return Some(q.outcome);
+            }
+            Ok(YardEvent::Agent(agent)) if agent.id == question.agent_id => return None,
             Ok(_) => {}
-            Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Lagged(_)) => return None,
             Err(RecvError::Closed) => std::future::pending::<()>().await,
         }
     }
