@@ -607,3 +607,49 @@ async fn with_nobody_answering_the_deadline_settles_it_and_the_fallback_applies(
     }
     assert!(list_as(&yard, &yard.token).await.is_empty());
 }
+
+#[tokio::test]
+async fn ten_concurrent_questions_from_three_agents_each_get_exactly_their_own_answer() {
+    let yard = TestYard::start(Options::default()).await;
+    let alice = user(&yard, "alice").await;
+    let mut agents = Vec::new();
+    for repo in ["one", "two", "three"] {
+        agents.push(agent_of(&yard, &alice, repo).await);
+    }
+    let mut client = Answerer::connect(&yard, &alice).await;
+    client.next_of("pending").await;
+    let calls: Vec<_> = (0..10)
+        .map(|i| {
+            let (_, credential) = &agents[i % 3];
+            hook_as(
+                &yard,
+                credential,
+                json!({"hook_event_name": "PreToolUse", "tool_name": "AskUserQuestion",
+                       "tool_input": {"questions": [{"question": format!("q{i}"),
+                           "options": [{"label": format!("a{i}")}, {"label": format!("b{i}")}]}]}}),
+            )
+        })
+        .collect();
+    let mut asked = Vec::new();
+    while asked.len() < 10 {
+        asked.push(client.next_of("asked").await["question"].clone());
+    }
+    // Answered in an order of their own, each with its own second option.
+    for question in asked.iter().rev() {
+        let i: usize = question["message"].as_str().unwrap()[1..].parse().unwrap();
+        assert_eq!(
+            question["agentId"],
+            agents[i % 3].0.as_str(),
+            "asked by its agent"
+        );
+        client.answer(question, &format!("b{i}"), None).await;
+    }
+    for (i, call) in calls.into_iter().enumerate() {
+        let output = returned(call).await["hookSpecificOutput"].clone();
+        assert_eq!(
+            output["updatedInput"]["answers"],
+            json!({ format!("q{i}"): format!("b{i}") }),
+            "call {i}"
+        );
+    }
+}

@@ -251,12 +251,32 @@ impl Questions {
         if !question.outcome.is_pending() {
             return Ok(question);
         }
+        let status = if question.deadline.0 <= now().0 {
+            None
+        } else {
+            self.store
+                .agent(&question.agent_id)
+                .await?
+                .map(|agent| agent.status)
+        };
+        self.settle_if_stale_with(question, status).await
+    }
+
+    /// [`Questions::settle_if_stale`] with the asking agent's status known
+    /// (`None`: not in the store).
+    async fn settle_if_stale_with(
+        &self,
+        question: Question,
+        agent_status: Option<AgentStatus>,
+    ) -> Result<Question, QuestionsError> {
+        if !question.outcome.is_pending() {
+            return Ok(question);
+        }
         let outcome = if question.deadline.0 <= now().0 {
             QuestionOutcome::TimedOut
         } else {
-            let agent = self.store.agent(&question.agent_id).await?;
-            match agent {
-                Some(agent) if AgentStatus::LIVE.contains(&agent.status) => return Ok(question),
+            match agent_status {
+                Some(status) if AgentStatus::LIVE.contains(&status) => return Ok(question),
                 _ => QuestionOutcome::Cancelled,
             }
         };
@@ -347,9 +367,9 @@ impl Questions {
 
     /// Question `id` if `by` may answer it and it is pending.
     async fn answerable(&self, by: &Person, id: &str) -> Result<Question, QuestionsError> {
-        let question = self
+        let (question, agent_status) = self
             .store
-            .question(id)
+            .question_and_agent_status(id)
             .await?
             .ok_or_else(|| QuestionsError::NoSuchQuestion(id.to_owned()))?;
         if !may_answer(by, &question) {
@@ -357,7 +377,7 @@ impl Questions {
             // questions are not theirs to learn about.
             return Err(QuestionsError::NoSuchQuestion(id.to_owned()));
         }
-        let question = self.settle_if_stale(question).await?;
+        let question = self.settle_if_stale_with(question, agent_status).await?;
         if !question.outcome.is_pending() {
             return Err(QuestionsError::Settled {
                 id: id.to_owned(),

@@ -84,6 +84,10 @@ impl Store {
                 Backend::Postgres => 10,
             })
             .acquire_timeout(Duration::from_secs(10))
+            // A connection to a local file does not go stale: pinging it
+            // before every query would only double each query's cost. A
+            // PostgreSQL connection crosses a network and is checked.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

@@ -2,7 +2,7 @@
 //! is pending, in one statement, so of two answers (or an answer and the
 //! deadline) exactly one wins, whichever daemon writes it.
 
-use yard_core::{AgentId, Question, QuestionKind, QuestionOutcome, Timestamp};
+use yard_core::{AgentId, AgentStatus, Question, QuestionKind, QuestionOutcome, Timestamp};
 
 use crate::{Store, StoreError};
 
@@ -22,6 +22,13 @@ struct QuestionRow {
     answered_by: Option<String>,
     reason: Option<String>,
     origin: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct QuestionWithAgentRow {
+    #[sqlx(flatten)]
+    question: QuestionRow,
+    agent_status: Option<String>,
 }
 
 const COLUMNS: &str = "id, agent_id, owner_id, kind, message, options, context, deadline, \
@@ -103,6 +110,37 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(Question::try_from).transpose()
+    }
+
+    /// The question `id` and the status of the agent that asked it (`None`
+    /// when the agent is not in the store), in one query: answering needs
+    /// both, and an answer is on the path an agent waits on.
+    pub async fn question_and_agent_status(
+        &self,
+        id: &str,
+    ) -> Result<Option<(Question, Option<AgentStatus>)>, StoreError> {
+        let columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("q.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {columns}, a.status AS agent_status FROM questions q \
+             LEFT JOIN agents a ON a.id = q.agent_id WHERE q.id = $1"
+        ));
+        let row = sqlx::query_as::<_, QuestionWithAgentRow>(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status = row
+            .agent_status
+            .map(|s| {
+                s.parse::<AgentStatus>()
+                    .map_err(|e| StoreError::Corrupt(format!("question {id}: {e}")))
+            })
+            .transpose()?;
+        Ok(Some((Question::try_from(row.question)?, status)))
     }
 
     /// The pending questions, oldest first.

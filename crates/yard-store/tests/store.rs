@@ -661,6 +661,12 @@ async fn a_question_is_settled_once_and_keeps_its_options() {
         };
         store.insert_question(&question).await.unwrap();
         assert_eq!(store.question("q1").await.unwrap(), Some(question.clone()));
+        assert_eq!(
+            store.question_and_agent_status("q1").await.unwrap(),
+            Some((question.clone(), None)),
+            "no such agent in the store"
+        );
+        assert_eq!(store.question_and_agent_status("q9").await.unwrap(), None);
         assert_eq!(store.pending_questions().await.unwrap().len(), 1);
         let answered = QuestionOutcome::Answered {
             answer: "red".into(),
