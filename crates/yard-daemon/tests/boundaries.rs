@@ -10,6 +10,8 @@ use std::path::Path;
 /// may use more, through `[dev-dependencies]`).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("yard-core", &[]),
+    // The all-in-one supervisor stands apart: it runs the yard as a service.
+    ("yard-aio", &[]),
     ("yard-api", &["yard-core"]),
     ("yard-client", &["yard-api", "yard-core"]),
     ("yard-store", &["yard-core"]),
