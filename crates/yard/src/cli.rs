@@ -19,6 +19,12 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the daemon: the API, the host router and the deployer.
     Serve(ServeArgs),
+    /// Exit 0 when the daemon answers `/health` healthy, 1 otherwise: a
+    /// container healthcheck without curl. Needs no token.
+    Health {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Say whether a stack name can be used, and if not, why.
     Check {
         name: String,

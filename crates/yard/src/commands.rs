@@ -24,6 +24,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
         | Command::Mcp(_)
         | Command::Doctor(_)
         | Command::Prompt(_) => bail!("not a client command"),
+        Command::Health { client } => health(&client).await,
         Command::Check { name, client } => check(&name, &client).await,
         Command::Deploy { name, client } => deploy(&name, &client).await,
         Command::Stacks {
@@ -89,6 +90,25 @@ pub(crate) fn explain(e: ClientError) -> anyhow::Error {
 pub(crate) fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// `/health` is open, so no token is read: a healthcheck works in a
+/// container that holds none.
+async fn health(args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let health = YardClient::new(&args.url, None)?
+        .health()
+        .await
+        .with_context(|| format!("the yard at {} did not answer /health", args.url))?;
+    if args.json {
+        print_json(&health)?;
+    } else {
+        println!("{}: {}", args.url, health.status);
+    }
+    Ok(if health.status == "healthy" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn check(name: &str, args: &ClientArgs) -> anyhow::Result<ExitCode> {

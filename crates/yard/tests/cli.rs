@@ -425,3 +425,29 @@ async fn a_backend_that_cannot_work_stops_serve_with_what_to_fix() {
         "the key is never printed: {said}"
     );
 }
+
+#[tokio::test]
+async fn health_exits_zero_for_a_healthy_yard_without_any_token_and_one_when_none_answers() {
+    let daemon = daemon(WEB_IMAGE).await;
+    let run = |url: &str| {
+        std::process::Command::new(YARD)
+            .args(["health", "--url", url])
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let healthy = run(&daemon.url());
+    assert_eq!(healthy.status.code(), Some(0), "{}", stderr(&healthy));
+    assert!(
+        stdout(&healthy).ends_with("healthy"),
+        "{}",
+        stdout(&healthy)
+    );
+    let nobody = run("http://127.0.0.1:9");
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(
+        stderr(&nobody).contains("did not answer /health"),
+        "{}",
+        stderr(&nobody)
+    );
+}
