@@ -15,7 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -23,9 +23,11 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use yard_core::{Agent, AgentId, AgentStatus, Timestamp};
 use yard_store::Store;
 use yard_testkit::{Daemon, DaemonSetup};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 const YARD: &str = env!("CARGO_BIN_EXE_yard");
 const QUESTIONS: usize = 1000;
@@ -45,8 +47,8 @@ async fn main() {
     let store = Store::open(&Store::sqlite_url(daemon.data_dir()))
         .await
         .unwrap();
-    let token = format!("yard_agent_{}", uuid::Uuid::new_v4().simple());
-    insert_agent(&store, &token).await;
+    let token = support::agent_token();
+    support::running_agent(&store, "bench", "bench", Some(&token)).await;
     let socket = daemon.data_dir().join("control.sock");
 
     let mut answering = connect(&daemon).await;
@@ -92,39 +94,6 @@ async fn main() {
         ours50 / echo50,
         ours99 / echo99
     );
-}
-
-/// A running agent in the daemon's store with credential `token`.
-async fn insert_agent(store: &Store, token: &str) {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let now = Timestamp(i64::try_from(millis).unwrap());
-    let agent = Agent {
-        id: AgentId::generate(),
-        instance: "bench".into(),
-        // The admin's: an agent's credential works while its owner has
-        // an active token.
-        owner: Some(store.active_tokens().await.unwrap()[0].owner()),
-        parent: None,
-        repo: "/repo".into(),
-        base_ref: "main".into(),
-        base_commit: "0".repeat(40),
-        task: "bench".into(),
-        image: "img".into(),
-        status: AgentStatus::Running,
-        exit_code: None,
-        message: None,
-        checkout: "/checkout".into(),
-        head_commit: None,
-        created_at: now,
-        updated_at: now,
-    };
-    store
-        .insert_agent(&agent, &yard_services::auth::hash_token(token))
-        .await
-        .unwrap();
 }
 
 type Socket =

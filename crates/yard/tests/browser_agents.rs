@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use fantoccini::key::Key;
 use futures::{SinkExt, StreamExt};
@@ -17,9 +17,11 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use yard_core::{Agent, AgentId, AgentStatus, Timestamp};
+use yard_core::AgentId;
 use yard_store::Store;
 use yard_testkit::{Browser, Daemon, DaemonSetup, Screen};
+
+mod support;
 
 const YARD: &str = env!("CARGO_BIN_EXE_yard");
 
@@ -42,14 +44,6 @@ fn page_url(daemon: &Daemon) -> String {
     format!("http://localhost:{}/", daemon.port())
 }
 
-fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    Timestamp(i64::try_from(millis).unwrap())
-}
-
 /// A yard whose policy asks about `psql`, with a running agent of the
 /// admin's recorded in its store; returns the agent's id and credential.
 async fn yard_with_an_agent() -> (Daemon, AgentId, String) {
@@ -63,32 +57,14 @@ async fn yard_with_an_agent() -> (Daemon, AgentId, String) {
     let store = Store::open(&Store::sqlite_url(daemon.data_dir()))
         .await
         .unwrap();
-    let token = format!("yard_agent_{}", uuid::Uuid::new_v4().simple());
-    let agent = Agent {
-        id: AgentId::generate(),
-        // Of another instance, so the daemon leaves it alone.
-        instance: "browser-test".into(),
-        // The admin's: an agent's credential works while its owner has an
-        // active token.
-        owner: Some(store.active_tokens().await.unwrap()[0].owner()),
-        parent: None,
-        repo: "/repo".into(),
-        base_ref: "main".into(),
-        base_commit: "0".repeat(40),
-        task: "migrate the orders table".into(),
-        image: "img".into(),
-        status: AgentStatus::Running,
-        exit_code: None,
-        message: None,
-        checkout: "/checkout".into(),
-        head_commit: None,
-        created_at: now(),
-        updated_at: now(),
-    };
-    store
-        .insert_agent(&agent, &yard_services::auth::hash_token(&token))
-        .await
-        .unwrap();
+    let token = support::agent_token();
+    let agent = support::running_agent(
+        &store,
+        "browser-test",
+        "migrate the orders table",
+        Some(&token),
+    )
+    .await;
     (daemon, agent.id, token)
 }
 

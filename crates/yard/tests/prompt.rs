@@ -6,23 +6,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use yard_core::{Agent, AgentId, AgentStatus, Question, QuestionKind, QuestionOutcome, Timestamp};
+use support::now;
+use yard_core::{Agent, Question, QuestionKind, QuestionOutcome, Timestamp};
 use yard_store::Store;
 use yard_testkit::{Daemon, DaemonSetup};
+
+mod support;
 
 const YARD: &str = env!("CARGO_BIN_EXE_yard");
 /// How long the screen or the store may take to show what a test waits for.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    Timestamp(i64::try_from(millis).unwrap())
-}
 
 /// A daemon, its store opened beside it, and one running agent in that
 /// store (a question whose agent is not running is cancelled when seen).
@@ -31,29 +26,7 @@ async fn yard_with_agent() -> (Daemon, Store, Agent) {
     let store = Store::open(&Store::sqlite_url(daemon.data_dir()))
         .await
         .unwrap();
-    let agent = Agent {
-        id: AgentId::generate(),
-        // Not the daemon's instance: nothing it does at start touches it.
-        instance: "prompt-test".into(),
-        owner: None,
-        parent: None,
-        repo: "/repo".into(),
-        base_ref: "main".into(),
-        base_commit: "0".repeat(40),
-        task: "ask things".into(),
-        image: "img".into(),
-        status: AgentStatus::Running,
-        exit_code: None,
-        message: None,
-        checkout: "/checkout".into(),
-        head_commit: None,
-        created_at: now(),
-        updated_at: now(),
-    };
-    store
-        .insert_agent(&agent, &format!("hash-{}", agent.id))
-        .await
-        .unwrap();
+    let agent = support::running_agent(&store, "prompt-test", "ask things", None).await;
     (daemon, store, agent)
 }
 

@@ -7,12 +7,13 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use yard_core::{Agent, AgentId, AgentStatus, Timestamp};
 use yard_store::Store;
 use yard_testkit::{Daemon, DaemonSetup};
+
+mod support;
 
 const YARD: &str = env!("CARGO_BIN_EXE_yard");
 
@@ -24,42 +25,26 @@ decision = "ask"
 reason = "Changing tables needs a person."
 "#;
 
-fn now() -> Timestamp {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    Timestamp(i64::try_from(millis).unwrap())
-}
-
-/// A running agent recorded in the daemon's store with credential
-/// `token`, of another instance, so the daemon's start leaves it alone.
-async fn agent_with(store: &Store, token: &str) -> Agent {
-    let agent = Agent {
-        id: AgentId::generate(),
-        instance: "restart-test".into(),
-        // The admin's: an agent's credential works while its owner has
-        // an active token.
-        owner: Some(store.active_tokens().await.unwrap()[0].owner()),
-        parent: None,
-        repo: "/repo".into(),
-        base_ref: "main".into(),
-        base_commit: "0".repeat(40),
-        task: "migrate".into(),
-        image: "img".into(),
-        status: AgentStatus::Running,
-        exit_code: None,
-        message: None,
-        checkout: "/checkout".into(),
-        head_commit: None,
-        created_at: now(),
-        updated_at: now(),
-    };
-    store
-        .insert_agent(&agent, &yard_services::auth::hash_token(token))
-        .await
+/// `yard hook` as the agent with credential `token` runs it before the
+/// shell command `command`; its output is piped for the test to read.
+fn hook_for(daemon: &Daemon, token: &str, command: &str) -> std::process::Child {
+    let mut hook = Command::new(YARD)
+        .arg("hook")
+        .env("YARD_SOCKET", daemon.data_dir().join("control.sock"))
+        .env("YARD_AGENT_TOKEN", token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    agent
+    let event = json!({"hook_event_name": "PreToolUse", "tool_name": "Bash",
+                       "tool_input": {"command": command}});
+    hook.stdin
+        .take()
+        .unwrap()
+        .write_all(event.to_string().as_bytes())
+        .unwrap();
+    hook
 }
 
 #[tokio::test]
@@ -75,25 +60,10 @@ async fn a_question_pending_when_the_yard_is_killed_is_answered_after_the_restar
     let store = Store::open(&Store::sqlite_url(daemon.data_dir()))
         .await
         .unwrap();
-    let token = format!("yard_agent_{}", uuid::Uuid::new_v4().simple());
-    agent_with(&store, &token).await;
+    let token = support::agent_token();
+    support::running_agent(&store, "restart-test", "migrate", Some(&token)).await;
 
-    let mut hook = Command::new(YARD)
-        .arg("hook")
-        .env("YARD_SOCKET", daemon.data_dir().join("control.sock"))
-        .env("YARD_AGENT_TOKEN", &token)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let event = json!({"hook_event_name": "PreToolUse", "tool_name": "Bash",
-                       "tool_input": {"command": "psql -c 'drop table t'"}});
-    hook.stdin
-        .take()
-        .unwrap()
-        .write_all(event.to_string().as_bytes())
-        .unwrap();
+    let hook = hook_for(&daemon, &token, "psql -c 'drop table t'");
 
     // Held: the question is in the store.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -178,24 +148,9 @@ async fn inside_zellij_each_question_opens_a_prompt_pane() {
     let store = Store::open(&Store::sqlite_url(daemon.data_dir()))
         .await
         .unwrap();
-    let token = format!("yard_agent_{}", uuid::Uuid::new_v4().simple());
-    agent_with(&store, &token).await;
-    let mut hook = Command::new(YARD)
-        .arg("hook")
-        .env("YARD_SOCKET", daemon.data_dir().join("control.sock"))
-        .env("YARD_AGENT_TOKEN", &token)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let event = json!({"hook_event_name": "PreToolUse", "tool_name": "Bash",
-                       "tool_input": {"command": "psql -c 'select 1'"}});
-    hook.stdin
-        .take()
-        .unwrap()
-        .write_all(event.to_string().as_bytes())
-        .unwrap();
+    let token = support::agent_token();
+    support::running_agent(&store, "restart-test", "migrate", Some(&token)).await;
+    let mut hook = hook_for(&daemon, &token, "psql -c 'select 1'");
     let deadline = Instant::now() + Duration::from_secs(20);
     let called = loop {
         if let Ok(called) = std::fs::read_to_string(&calls) {
