@@ -38,7 +38,7 @@ pub enum ConfigError {
 }
 
 /// The whole file: the services and where their logs go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AioConfig {
     #[serde(default)]
@@ -72,6 +72,10 @@ impl Default for LogLimits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
+    /// `false` removes the service, built-in or not: how a file turns off
+    /// a default such as the forge.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
     /// The program and its arguments.
     #[serde(default)]
     pub command: Vec<String>,
@@ -105,6 +109,27 @@ pub struct ServiceConfig {
     /// How long the service has to exit after SIGTERM before SIGKILL.
     #[serde(default = "default_stop_timeout", deserialize_with = "duration")]
     pub stop_timeout: Duration,
+}
+
+impl ServiceConfig {
+    /// A service that runs `command` with every other setting at its
+    /// default: no dependencies, ready when running, always restarted.
+    pub fn new(command: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            enabled: true,
+            command: command.into_iter().map(Into::into).collect(),
+            env: BTreeMap::new(),
+            user: None,
+            after: Vec::new(),
+            ready: None,
+            restart: RestartPolicy::default(),
+            backoff_initial: default_backoff_initial(),
+            backoff_max: default_backoff_max(),
+            give_up_after: default_give_up_after(),
+            fast_failure: default_fast_failure(),
+            stop_timeout: default_stop_timeout(),
+        }
+    }
 }
 
 /// A user by name or by numeric id.
@@ -152,9 +177,45 @@ pub enum RestartPolicy {
 impl AioConfig {
     /// Reads and checks a configuration.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text)?;
+        Self::default().overlay(text)
+    }
+
+    /// A configuration of these services (services with `enabled = false`
+    /// left out), checked.
+    pub fn new(
+        services: impl IntoIterator<Item = (String, ServiceConfig)>,
+        logs: LogLimits,
+    ) -> Result<Self, ConfigError> {
+        let config = Self {
+            services: services
+                .into_iter()
+                .filter(|(_, service)| service.enabled)
+                .collect(),
+            logs,
+        };
         config.validate()?;
         Ok(config)
+    }
+
+    /// This configuration changed by a file: each `[services.NAME]` in the
+    /// file replaces the service of that name whole (or adds it), one with
+    /// `enabled = false` removes it, and a `[logs]` table replaces the
+    /// limits. The result is checked as a whole, so a file that removes a
+    /// service others start after is refused, naming both.
+    pub fn overlay(mut self, text: &str) -> Result<Self, ConfigError> {
+        let file: Self = toml::from_str(text)?;
+        for (name, service) in file.services {
+            if service.enabled {
+                self.services.insert(name, service);
+            } else {
+                self.services.remove(&name);
+            }
+        }
+        if text_has_logs_table(text) {
+            self.logs = file.logs;
+        }
+        self.validate()?;
+        Ok(self)
     }
 
     /// The services, by name.
@@ -285,6 +346,16 @@ impl AioConfig {
         finished.insert(name);
         None
     }
+}
+
+/// Whether the file sets `[logs]`, so that a file without one keeps the
+/// limits it overlays.
+fn text_has_logs_table(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text).is_ok_and(|table| table.contains_key("logs"))
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

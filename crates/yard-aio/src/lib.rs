@@ -9,11 +9,19 @@
 //! ([`Supervisor`]).
 
 mod config;
+pub mod init;
 mod log;
+mod orphans;
+mod platform;
 mod supervisor;
 
 pub use config::{
     AioConfig, ConfigError, LogLimits, ReadyCheck, RestartPolicy, ServiceConfig, UserSpec,
 };
 pub use log::RotatingLog;
-pub use supervisor::{LastExit, ServiceState, ServiceStatus, Supervisor, SupervisorError};
+pub use platform::{
+    DEVTOOLS_PORT, DISPLAY, FORGE_PORT, NOVNC_PORT, Platform, RELAY_PORT, VNC_PORT, WEBSOCKIFY_PORT,
+};
+pub use supervisor::{
+    LastExit, ServiceState, ServiceStatus, StatusHandle, Supervisor, SupervisorError,
+};

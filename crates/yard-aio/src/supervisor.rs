@@ -12,9 +12,8 @@
 //! SIGKILL, so that nothing a service started outlives the container's
 //! intent to stop.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -24,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{Signal, killpg};
-use nix::sys::wait::{Id, WaitPidFlag, waitid, waitpid};
 use nix::unistd::{Pid, Uid, User, geteuid};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -34,10 +32,13 @@ use tracing::{debug, info, warn};
 
 use crate::config::{AioConfig, ReadyCheck, RestartPolicy, ServiceConfig, UserSpec};
 use crate::log::RotatingLog;
+use crate::orphans;
 
 /// How long a service waits for the services in its `after` list to be
 /// ready before it is marked failed.
 const DEPENDENCY_WAIT: Duration = Duration::from_secs(30);
+/// How often exited processes that left their services are reaped.
+const ORPHAN_SWEEP: Duration = Duration::from_secs(5);
 /// How often readiness is checked.
 const READY_POLL: Duration = Duration::from_millis(50);
 /// How long a TCP ready check waits for a connection.
@@ -53,8 +54,6 @@ pub enum SupervisorError {
     LogDir { path: PathBuf, source: io::Error },
     #[error("cannot open the log of service `{service}`: {source}")]
     Log { service: String, source: io::Error },
-    #[error("cannot listen for SIGCHLD to reap orphans: {0}")]
-    ChildSignal(io::Error),
 }
 
 /// Where a service is in its life.
@@ -134,9 +133,6 @@ pub struct ServiceStatus {
 #[derive(Debug, Default)]
 struct Shared {
     records: Mutex<BTreeMap<String, Record>>,
-    /// The pids of the services' running first processes. Held while a
-    /// service is spawned, so the orphan reaper never takes one of them.
-    spawned: Mutex<HashSet<u32>>,
 }
 
 #[derive(Debug)]
@@ -153,10 +149,6 @@ struct Record {
 impl Shared {
     fn records(&self) -> MutexGuard<'_, BTreeMap<String, Record>> {
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn spawned(&self) -> MutexGuard<'_, HashSet<u32>> {
-        self.spawned.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn update(&self, service: &str, change: impl FnOnce(&mut Record)) {
@@ -187,12 +179,45 @@ enum DependencyState {
     Never(ServiceState),
 }
 
+/// Reads the services' state; see [`Supervisor::status_handle`].
+#[derive(Debug, Clone)]
+pub struct StatusHandle {
+    /// The services in start order.
+    order: Arc<[String]>,
+    shared: Arc<Shared>,
+}
+
+impl StatusHandle {
+    /// Every service, in start order.
+    pub fn status(&self) -> Vec<ServiceStatus> {
+        let records = self.shared.records();
+        self.order
+            .iter()
+            .filter_map(|name| {
+                let record = records.get(name)?;
+                Some(ServiceStatus {
+                    name: name.clone(),
+                    state: record.state,
+                    pid: record.pid,
+                    uptime: record.started.map(|started| started.elapsed()),
+                    restarts: record.restarts,
+                    last_exit: record.last_exit,
+                    ready: record.ready,
+                    detail: record.detail.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// Runs the configured services until [`Supervisor::shutdown`].
 #[derive(Debug)]
 pub struct Supervisor {
     /// The services in start order.
     services: Vec<ServiceHandle>,
     shared: Arc<Shared>,
+    /// Reaps processes that left their service's group and have exited.
+    orphan_reaper: JoinHandle<()>,
 }
 
 #[derive(Debug)]
@@ -255,28 +280,39 @@ impl Supervisor {
                 task: Some(tokio::spawn(task.supervise())),
             });
         }
-        Ok(Self { services, shared })
+        if let Err(error) = orphans::adopt() {
+            warn!(%error, "cannot become the reaper of the services' orphans; a helper that leaves its service's process group may outlive it");
+        }
+        let orphan_reaper = tokio::spawn(async {
+            let mut tick = tokio::time::interval(ORPHAN_SWEEP);
+            loop {
+                tick.tick().await;
+                let _ = tokio::task::spawn_blocking(|| orphans::sweep(false)).await;
+            }
+        });
+        Ok(Self {
+            services,
+            shared,
+            orphan_reaper,
+        })
     }
 
     /// Every service, in start order.
     pub fn status(&self) -> Vec<ServiceStatus> {
-        let records = self.shared.records();
-        self.services
-            .iter()
-            .filter_map(|handle| {
-                let record = records.get(&handle.name)?;
-                Some(ServiceStatus {
-                    name: handle.name.clone(),
-                    state: record.state,
-                    pid: record.pid,
-                    uptime: record.started.map(|started| started.elapsed()),
-                    restarts: record.restarts,
-                    last_exit: record.last_exit,
-                    ready: record.ready,
-                    detail: record.detail.clone(),
-                })
-            })
-            .collect()
+        self.status_handle().status()
+    }
+
+    /// A handle that reads the services' state without the supervisor,
+    /// for the yard's API while the binary keeps the supervisor to stop it.
+    pub fn status_handle(&self) -> StatusHandle {
+        StatusHandle {
+            order: self
+                .services
+                .iter()
+                .map(|handle| handle.name.clone())
+                .collect(),
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// Stops every service in reverse start order: SIGTERM to its process
@@ -295,73 +331,17 @@ impl Supervisor {
                 warn!(service = %handle.name, %error, "service task ended abnormally");
             }
         }
+        self.orphan_reaper.abort();
+        let killed = tokio::task::spawn_blocking(|| orphans::sweep(true))
+            .await
+            .unwrap_or(0);
+        if killed > 0 {
+            info!(
+                count = killed,
+                "killed processes that had left their services"
+            );
+        }
         info!(services = self.services.len(), "all services stopped");
-    }
-
-    /// Reaps orphans: processes that were reparented to this one because
-    /// their parent died. Only an init process (PID 1) has them, and if it
-    /// does not reap them they stay zombies for the container's life, so
-    /// the binary should spawn this when `std::process::id() == 1`; when
-    /// not PID 1 it returns at once, leaving reaping to the real init.
-    ///
-    /// It waits for SIGCHLD (and checks every second), peeks at each
-    /// exited child without reaping it, and reaps it only if it is not a
-    /// service's first process, whose status belongs to the task waiting on
-    /// it. The trade-off: any other child of this process, started outside
-    /// the supervisor, may be reaped here before its own waiter sees its
-    /// status, so in PID 1 mode this process must start children only
-    /// through the supervisor.
-    pub fn reap_orphans(
-        &self,
-    ) -> impl Future<Output = Result<(), SupervisorError>> + Send + 'static {
-        let shared = Arc::clone(&self.shared);
-        async move {
-            if std::process::id() != 1 {
-                debug!("not PID 1: orphans are reaped by the real init");
-                return Ok(());
-            }
-            let mut child_exited =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())
-                    .map_err(SupervisorError::ChildSignal)?;
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = child_exited.recv() => {}
-                    _ = tick.tick() => {}
-                }
-                reap_exited_orphans(&shared);
-            }
-        }
-    }
-}
-
-/// Reaps every exited child that is not a service's first process, until
-/// none is left or the next one is a service's.
-fn reap_exited_orphans(shared: &Shared) {
-    let spawned = shared.spawned();
-    loop {
-        let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
-        let pid = match waitid(Id::All, peek) {
-            Ok(status) => status.pid(),
-            Err(Errno::ECHILD) => None,
-            Err(error) => {
-                warn!(%error, "cannot look for exited children");
-                None
-            }
-        };
-        let Some(pid) = pid else { return };
-        if u32::try_from(pid.as_raw()).is_ok_and(|pid| spawned.contains(&pid)) {
-            // A service's own process: its task reaps it, after which the
-            // next SIGCHLD or tick looks further.
-            return;
-        }
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(status) => debug!(pid = pid.as_raw(), ?status, "reaped an orphan"),
-            Err(error) => {
-                warn!(pid = pid.as_raw(), %error, "cannot reap an orphan");
-                return;
-            }
-        }
     }
 }
 
@@ -580,7 +560,6 @@ impl ServiceTask {
                 }
             }
         };
-        self.shared.spawned().remove(&pid);
         // Whatever the service left behind in its group goes with it.
         signal_group(pid, Signal::SIGKILL, &self.name);
         for pump in pumps {
@@ -595,8 +574,7 @@ impl ServiceTask {
         end
     }
 
-    /// Starts the service's command in a new process group, recording its
-    /// pid before the orphan reaper can look at it.
+    /// Starts the service's command in a new process group.
     fn spawn(&self, identity: Option<&Identity>) -> io::Result<Child> {
         let (program, arguments) = self
             .service
@@ -618,12 +596,7 @@ impl ServiceTask {
             }
         }
         command.envs(&self.service.env);
-        let mut spawned = self.shared.spawned();
-        let child = command.spawn()?;
-        if let Some(pid) = child.id() {
-            spawned.insert(pid);
-        }
-        Ok(child)
+        command.spawn()
     }
 }
 

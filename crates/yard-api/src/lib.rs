@@ -6,6 +6,7 @@
 //! camelCase on the wire; the OpenAPI document is derived from these types.
 
 mod agents;
+mod aio;
 mod auth;
 mod hooks;
 
@@ -17,6 +18,7 @@ pub use agents::{
     AgentDiffView, AgentList, AgentView, AttachControl, AuditList, AuditView, CommitView,
     MergeView, PolicyView, PruneResult, SpawnRequest, SpawnResult,
 };
+pub use aio::{AioServiceView, AioStatus, BrowserView};
 pub use auth::{
     CreateTokenRequest, CreatedToken, RevokedToken, SessionView, SignInRequest, TokenList,
     TokenRoleView, TokenView,
@@ -56,7 +58,8 @@ pub fn rfc3339(ts: Timestamp) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
-    /// `healthy`, or `unhealthy` when the store does not answer.
+    /// `healthy`; `degraded` when a service of the all-in-one container
+    /// is not up; `unhealthy` when the store does not answer.
     pub status: String,
     /// When the answer was made, RFC 3339.
     pub timestamp: String,
@@ -65,6 +68,10 @@ pub struct Health {
     pub service: String,
     /// Deployments and removals under way right now.
     pub active_deployments: u64,
+    /// Under `yard aio`: each supervised service's state, by name
+    /// (`running`, or e.g. `backing_off` when it is not up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub services: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `GET /api/check/{name}`.

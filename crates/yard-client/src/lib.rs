@@ -14,10 +14,10 @@ use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use yard_api::{
-    AgentDiffView, AgentList, AgentView, ApiError, AuditList, CompleteEvent, CreateTokenRequest,
-    CreatedToken, DeployAccepted, DeployRequest, DeploymentList, DeploymentView, ErrorEvent,
-    Health, MergeView, NameCheck, PolicyView, ProgressEvent, PruneResult, RevokedToken,
-    SpawnRequest, SpawnResult, StackList, StackView, TokenList, events,
+    AgentDiffView, AgentList, AgentView, AioStatus, ApiError, AuditList, CompleteEvent,
+    CreateTokenRequest, CreatedToken, DeployAccepted, DeployRequest, DeploymentList,
+    DeploymentView, ErrorEvent, Health, MergeView, NameCheck, PolicyView, ProgressEvent,
+    PruneResult, RevokedToken, SpawnRequest, SpawnResult, StackList, StackView, TokenList, events,
 };
 
 /// A WebSocket to an agent's terminal.
@@ -158,6 +158,11 @@ impl YardClient {
             .json()
             .await
             .map_err(|e| ClientError::Protocol(format!("/health: {e}")))
+    }
+
+    /// `GET /api/aio`: the all-in-one container's services.
+    pub async fn aio(&self) -> Result<AioStatus, ClientError> {
+        self.get(&["api", "aio"]).await
     }
 
     /// `GET /api/check/{name}`.

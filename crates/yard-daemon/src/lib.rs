@@ -20,7 +20,7 @@ use yard_services::orchestrator::{AgentMode, CacheVolume, ControlAccess};
 use yard_services::repo_roots::RepoRoots;
 use yard_services::{
     Access, DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, Orchestrator,
-    OrchestratorConfig, PolicyWatch, Questions,
+    OrchestratorConfig, PlatformStatus, PolicyWatch, Questions,
 };
 use yard_store::{Store, StoreError, redact};
 
@@ -89,6 +89,9 @@ pub struct DaemonConfig {
     pub reconcile_interval: Duration,
     /// How long a question waits for a person unless it says.
     pub question_timeout: Duration,
+    /// Under `yard aio`, the container's services, for `/api/aio` and
+    /// `/health`.
+    pub platform: Option<Arc<dyn PlatformStatus>>,
 }
 
 /// Why the yard could not be built or run.
@@ -210,6 +213,7 @@ impl Yard {
             gatekeeper: Gatekeeper::new(store.clone(), Arc::clone(&policy)),
             questions: Questions::new(store.clone(), bus.clone(), config.question_timeout),
             bus,
+            platform: config.platform.clone(),
         };
         Ok(Self {
             store,

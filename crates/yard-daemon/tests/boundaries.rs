@@ -12,6 +12,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("yard-core", &[]),
     // The all-in-one supervisor stands apart: it runs the yard as a service.
     ("yard-aio", &[]),
+    ("yard-relay", &[]),
     ("yard-api", &["yard-core"]),
     ("yard-client", &["yard-api", "yard-core"]),
     ("yard-store", &["yard-core"]),

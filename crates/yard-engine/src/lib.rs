@@ -437,6 +437,9 @@ pub trait AgentRuntime: Send + Sync + fmt::Debug {
     /// Whether `image` is on the engine.
     async fn image_exists(&self, image: &str) -> Result<bool, EngineError>;
 
+    /// Builds `tag` from the Dockerfile in the directory `context`.
+    async fn build_image(&self, tag: &str, context: &std::path::Path) -> Result<(), EngineError>;
+
     /// The non-root user `image` says its processes run as, as numbers;
     /// `None` when it runs them as root.
     async fn image_user(&self, image: &str) -> Result<Option<UserIds>, EngineError>;

@@ -1,4 +1,6 @@
-//! `GET /health`: is the daemon up, and does its store answer? No token.
+//! `GET /health`: is the daemon up, does its store answer, and under `yard
+//! aio` are the container's services up? No token: probes and the
+//! container's healthcheck (`yard health`) call it.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,24 +11,38 @@ use crate::AppState;
 
 /// Report liveness
 ///
-/// 200 with `healthy` when the store answers, 503 with `unhealthy` when not.
+/// 200 with `healthy` when the store answers and every supervised service
+/// is up; 503 with `degraded` when a service of the all-in-one container is
+/// not (its state is in `services`), or `unhealthy` when the store does not
+/// answer.
 #[utoipa::path(
     get,
     path = "/health",
     tag = "health",
     responses(
         (status = 200, description = "Healthy", body = Health),
-        (status = 503, description = "The store does not answer", body = Health),
+        (status = 503, description = "The store does not answer, or a service is not up", body = Health),
     )
 )]
 pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    let (status, code, active) = match state.deployer.count_active().await {
+    let (mut status, mut code, active) = match state.deployer.count_active().await {
         Ok(active) => ("healthy", StatusCode::OK, active),
         Err(e) => {
             tracing::warn!(error = %e, "health check: the store does not answer");
             ("unhealthy", StatusCode::SERVICE_UNAVAILABLE, 0)
         }
     };
+    let services = state.platform.as_ref().map(|platform| {
+        let report = platform.report();
+        if code == StatusCode::OK && report.degraded().next().is_some() {
+            (status, code) = ("degraded", StatusCode::SERVICE_UNAVAILABLE);
+        }
+        report
+            .services
+            .into_iter()
+            .map(|service| (service.name, service.state))
+            .collect()
+    });
     (
         code,
         Json(Health {
@@ -35,6 +51,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> (StatusCode, Json<H
             version: env!("CARGO_PKG_VERSION").to_owned(),
             service: SERVICE_NAME.to_owned(),
             active_deployments: active,
+            services,
         }),
     )
 }

@@ -8,6 +8,7 @@
 //! routes.
 
 mod agents;
+mod aio;
 mod api;
 mod auth;
 mod error;
@@ -45,7 +46,9 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use yard_api::ErrorCode;
-use yard_services::{Access, Deployer, EventBus, Gatekeeper, Orchestrator, Questions};
+use yard_services::{
+    Access, Deployer, EventBus, Gatekeeper, Orchestrator, PlatformStatus, Questions,
+};
 
 pub use error::AppError;
 pub use extract::{MAX_BODY_BYTES, MAX_HOOK_BODY_BYTES};
@@ -59,6 +62,8 @@ pub struct Services {
     pub gatekeeper: Gatekeeper,
     pub questions: Questions,
     pub bus: EventBus,
+    /// Under `yard aio`, the container's services; `None` otherwise.
+    pub platform: Option<Arc<dyn PlatformStatus>>,
 }
 
 /// How the HTTP side is guarded beyond tokens.
@@ -85,6 +90,7 @@ pub struct AppState {
     pub gatekeeper: Gatekeeper,
     pub questions: Questions,
     pub bus: EventBus,
+    pub platform: Option<Arc<dyn PlatformStatus>>,
     pub settings: HttpSettings,
     /// Cancelled when the server stops, which ends every live stream.
     pub shutdown: CancellationToken,
@@ -101,6 +107,7 @@ impl AppState {
             gatekeeper: services.gatekeeper,
             questions: services.questions,
             bus: services.bus,
+            platform: services.platform,
             settings,
             shutdown,
             proxy: host::proxy_client(),
@@ -126,6 +133,7 @@ impl AppState {
         (name = "tokens", description = "Tokens for people, made and revoked by an admin"),
         (name = "questions", description = "Questions agents ask people, and their answers"),
         (name = "health", description = "Liveness, without a token"),
+        (name = "aio", description = "The all-in-one container's services"),
     )
 )]
 struct ApiDoc;
@@ -201,6 +209,7 @@ fn routers() -> Routes {
         .routes(routes!(questions::list))
         .routes(routes!(questions::answer))
         .routes(routes!(questions::live))
+        .routes(routes!(aio::status))
         .split_for_parts();
     let (public, public_doc) = OpenApiRouter::new()
         .routes(routes!(health::health))

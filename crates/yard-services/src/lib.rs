@@ -19,6 +19,7 @@ mod follow;
 pub mod hooks;
 mod locks;
 pub mod orchestrator;
+pub mod platform;
 pub mod questions;
 pub mod repo_roots;
 pub mod sessions;
@@ -36,6 +37,7 @@ pub use deployer::{
 };
 pub use hooks::{Gatekeeper, PolicyWatch};
 pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
+pub use platform::{BrowserInfo, PlatformReport, PlatformService, PlatformStatus};
 pub use questions::{ClientId, NewQuestion, Questions, QuestionsError};
 /// What can go wrong underneath the services, named here so callers need
 /// neither the store nor the engine crate.

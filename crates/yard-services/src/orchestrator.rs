@@ -807,6 +807,27 @@ impl Orchestrator {
         self.inner.monitors.wait().await;
     }
 
+    /// On a first boot: builds the default agent image from the Dockerfile
+    /// in `context` when the engine does not have it, so a fresh container
+    /// can spawn agents without a registry. Calls `building` when it starts
+    /// to build, and says whether it built.
+    pub async fn ensure_agent_image(
+        &self,
+        context: &Path,
+        building: impl FnOnce(),
+    ) -> Result<bool, OrchestratorError> {
+        let image = &self.inner.config.agent_image;
+        if self.inner.runtime.image_exists(image).await? {
+            return Ok(false);
+        }
+        building();
+        tracing::info!(%image, context = %context.display(), "building the agent image");
+        self.inner.runtime.build_image(image, context).await?;
+        tracing::info!(%image, "agent image built");
+        self.learn_agent_image().await;
+        Ok(true)
+    }
+
     /// At start: learns which user the default agent image runs as, so the
     /// first spawn does not wait for it. A missing image is only logged:
     /// spawns say so themselves.

@@ -1,6 +1,6 @@
 //! The command line: every subcommand, flag and environment variable.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -122,6 +122,103 @@ pub(crate) enum Command {
     /// Check the engine, the socket, the store, the images and the policy,
     /// and say how to fix what is wrong.
     Doctor(ServeArgs),
+    /// The all-in-one container's main process: the daemon, and the forge
+    /// and browser it supervises; `yard aio status` lists them.
+    Aio(Box<AioCommand>),
+    /// Relay a DevTools (or noVNC) port behind the relay token: HTTP and
+    /// WebSocket, with `/json` answers rewritten to point back here.
+    Relay(RelayArgs),
+}
+
+/// `yard aio` runs the container; `yard aio status` asks a running one.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct AioCommand {
+    #[command(subcommand)]
+    pub(crate) action: Option<AioAction>,
+    #[command(flatten)]
+    pub(crate) run: AioArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AioAction {
+    /// Each service with its state, pid, uptime, restarts and last exit.
+    Status {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// How `yard aio` runs the container.
+#[derive(Debug, Args)]
+pub(crate) struct AioArgs {
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+    /// A TOML file that changes the built-in services: a `[services.NAME]`
+    /// table replaces that service (or adds one), `enabled = false` removes
+    /// it.
+    #[arg(long, env = "YARD_AIO_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Where each service's rotated log is kept.
+    #[arg(long, env = "YARD_AIO_LOG_DIR", default_value = "/var/log/agentyard")]
+    pub(crate) log_dir: PathBuf,
+    /// Where the DevTools relay and the noVNC page listen. Loopback by
+    /// default; a container sets 0.0.0.0 to publish them (with the token).
+    #[arg(long, env = "YARD_AIO_BIND", default_value = "127.0.0.1")]
+    pub(crate) bind: IpAddr,
+    /// An external forge; without it the container runs `gitea web`.
+    #[arg(long, env = "GITEA_URL")]
+    pub(crate) gitea_url: Option<String>,
+    /// An external browser's DevTools URL; without it the container runs
+    /// Xvfb, Chromium, x11vnc and noVNC.
+    #[arg(long, env = "CHROME_CDP_URL")]
+    pub(crate) chrome_cdp_url: Option<String>,
+    /// The page where people watch the browser [default: the noVNC page of
+    /// the internal browser].
+    #[arg(long, env = "BROWSER_VIEW_URL")]
+    pub(crate) browser_view_url: Option<String>,
+    /// The host name in the browser URLs handed to agents and people
+    /// [default: the domain].
+    #[arg(long, env = "YARD_BROWSER_HOST")]
+    pub(crate) browser_host: Option<String>,
+    /// The token the relays require [default: the one in
+    /// <data-dir>/relay-token, made on first use].
+    #[arg(long, env = "YARD_RELAY_TOKEN", hide_env_values = true)]
+    pub(crate) relay_token: Option<String>,
+    /// The agent image's build context (a directory with a Dockerfile):
+    /// when it exists and the engine lacks the agent image, it is built in
+    /// the background on start.
+    #[arg(
+        long,
+        env = "YARD_AGENT_CONTEXT",
+        default_value = "/usr/share/agentyard/agent"
+    )]
+    pub(crate) agent_context: PathBuf,
+    /// How long the services get to stop, all together, on SIGTERM.
+    #[arg(long, env = "YARD_AIO_STOP_TIMEOUT", default_value = "20s", value_parser = duration)]
+    pub(crate) stop_within: Duration,
+}
+
+/// `yard relay`: one port relayed behind the relay token.
+#[derive(Debug, Args)]
+pub(crate) struct RelayArgs {
+    /// Where to listen.
+    #[arg(long, env = "YARD_RELAY_LISTEN", default_value = "127.0.0.1:9223")]
+    pub(crate) listen: SocketAddr,
+    /// The DevTools (or websockify) address relayed to.
+    #[arg(long, env = "YARD_RELAY_UPSTREAM", default_value = "127.0.0.1:9222")]
+    pub(crate) upstream: String,
+    /// The token clients must give (bearer header or ?token=) [default: the
+    /// one in <data-dir>/relay-token, made on first use].
+    #[arg(long, env = "YARD_RELAY_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// Where the relay token file is kept.
+    #[arg(long, env = "YARD_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Let anyone who reaches the port in without a token; allowed only
+    /// on a loopback address.
+    #[arg(long)]
+    pub(crate) open: bool,
 }
 
 #[derive(Debug, Args)]

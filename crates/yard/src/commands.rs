@@ -23,7 +23,9 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
         | Command::Hook(_)
         | Command::Mcp(_)
         | Command::Doctor(_)
-        | Command::Prompt(_) => bail!("not a client command"),
+        | Command::Prompt(_)
+        | Command::Aio(_)
+        | Command::Relay(_) => bail!("not a client command"),
         Command::Health { client } => health(&client).await,
         Command::Check { name, client } => check(&name, &client).await,
         Command::Deploy { name, client } => deploy(&name, &client).await,
@@ -103,6 +105,11 @@ async fn health(args: &ClientArgs) -> anyhow::Result<ExitCode> {
         print_json(&health)?;
     } else {
         println!("{}: {}", args.url, health.status);
+        for (service, state) in health.services.iter().flatten() {
+            if state != "running" {
+                println!("  {service}: {state}");
+            }
+        }
     }
     Ok(if health.status == "healthy" {
         ExitCode::SUCCESS

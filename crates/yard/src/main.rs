@@ -7,12 +7,14 @@
 #![allow(clippy::print_stdout)]
 
 mod agent_commands;
+mod aio;
 mod cli;
 mod commands;
 mod doctor;
 mod hook;
 mod prompt;
 mod prompt_panes;
+mod relay;
 mod serve;
 
 use std::io::IsTerminal;
@@ -42,11 +44,34 @@ async fn mcp(args: &cli::McpArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `yard aio` as PID 1, with no `tini` in front: a small init that runs
+/// the real `yard aio` as its child and reaps the container's orphans.
+fn init() -> ExitCode {
+    let arguments: Vec<_> = std::env::args_os().skip(1).collect();
+    let outcome = std::env::current_exe().and_then(|yard| yard_aio::init::run(&yard, &arguments));
+    match outcome {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: as PID 1, cannot run yard aio as a child: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    if let Err(e) = yard_aio::init::clear_signal_mask() {
+        eprintln!("warning: cannot clear the inherited signal mask: {e}");
+    }
     let cli = Cli::parse();
+    if let Command::Aio(aio) = &cli.command
+        && aio.action.is_none()
+        && yard_aio::init::is_pid1()
+    {
+        return init();
+    }
     // The daemon logs what it does; a client command only its problems.
     let default_level = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::Aio(_) | Command::Relay(_) => "info",
         Command::Hook(_) | Command::Mcp(_) => "error",
         _ => "warn",
     };
@@ -70,6 +95,14 @@ fn main() -> ExitCode {
             Command::Hook(args) => Ok(hook::run(&args).await),
             Command::Mcp(args) => mcp(&args).await,
             Command::Doctor(args) => doctor::run(&args).await,
+            Command::Aio(aio) => match *aio {
+                cli::AioCommand {
+                    action: Some(cli::AioAction::Status { client }),
+                    ..
+                } => aio::status(&client).await,
+                cli::AioCommand { action: None, run } => aio::run(run).await,
+            },
+            Command::Relay(args) => relay::run(&args).await,
             Command::Prompt(args) => prompt::run(&args).await,
             Command::Agents {
                 action: None,

@@ -6,6 +6,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -22,7 +23,7 @@ use yard_server::{ConnectionLimits, HttpSettings};
 use yard_services::agent_images::AgentImages;
 use yard_services::orchestrator::CacheVolume;
 use yard_services::repo_roots::RepoRoots;
-use yard_services::{DataDir, DeployerConfig, HealingConfig, RestartPolicy};
+use yard_services::{DataDir, DeployerConfig, HealingConfig, PlatformStatus, RestartPolicy};
 
 use crate::cli::{ServeArgs, StackRestart};
 
@@ -67,6 +68,48 @@ impl Setup {
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let stopping = CancellationToken::new();
+    tokio::spawn({
+        let stopping = stopping.clone();
+        async move {
+            stop_signal().await;
+            tracing::info!("stopping: removing agents, finishing open requests");
+            stopping.cancel();
+        }
+    });
+    serve(args, Extras::default(), stopping).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `yard aio` adds to a plain `serve`.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// The container's services, for `/api/aio` and `/health`.
+    pub(crate) platform: Option<Arc<dyn PlatformStatus>>,
+    /// Build the agent image on first boot if the engine lacks it.
+    pub(crate) agent_image: Option<AgentImageBuild>,
+}
+
+/// The agent image's build context, and where to say how building it goes
+/// (`present`, `building`, `built`, `failed: ...`).
+#[derive(Debug)]
+pub(crate) struct AgentImageBuild {
+    pub(crate) context: PathBuf,
+    pub(crate) progress: Arc<Mutex<Option<String>>>,
+}
+
+impl AgentImageBuild {
+    fn report(&self, state: String) {
+        *self.progress.lock().unwrap_or_else(PoisonError::into_inner) = Some(state);
+    }
+}
+
+/// Builds the yard, converges and serves until `stopping` is cancelled.
+pub(crate) async fn serve(
+    args: ServeArgs,
+    extras: Extras,
+    stopping: CancellationToken,
+) -> anyhow::Result<()> {
     let setup = Setup::from_args(&args)?;
     let listener = TcpListener::bind(args.listen)
         .await
@@ -74,7 +117,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     let control = bind_control_socket(&setup.socket).await?;
     let socket_group = std::fs::metadata(&setup.socket)?.gid();
-    let config = daemon_config(&args, &setup, addr, Some(socket_group))?;
+    let mut config = daemon_config(&args, &setup, addr, Some(socket_group))?;
+    config.platform = extras.platform;
     let yard = match Yard::build(config).await {
         Ok(yard) => yard,
         Err(e) => {
@@ -98,13 +142,29 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Converge before taking requests: whatever a crash left is finished,
     // rolled back or removed.
     yard.converge().await;
+    if let Some(build) = extras.agent_image {
+        // In the background: /health does not wait for an image build.
+        let orchestrator = yard.services.orchestrator.clone();
+        tokio::spawn(async move {
+            let outcome = orchestrator
+                .ensure_agent_image(&build.context, || build.report("building".to_owned()))
+                .await;
+            build.report(match outcome {
+                Ok(false) => "present".to_owned(),
+                Ok(true) => "built".to_owned(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot build the agent image");
+                    format!("failed: {e}")
+                }
+            });
+        });
+    }
 
     setup
         .data_dir
         .write_listen_addr(&addr.to_string())
         .context("cannot record the listen address")?;
     tracing::info!(%addr, portal = %http_settings(&args, addr).portal_url, socket = %setup.socket.display(), "listening; open the portal in a browser and sign in with the admin token");
-    let stopping = CancellationToken::new();
     if crate::prompt_panes::wanted(args.prompt_panes) {
         tracing::info!("opening a Zellij pane for each question");
         tokio::spawn(crate::prompt_panes::open_for_questions(
@@ -116,20 +176,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             stopping.clone(),
         ));
     }
-    tokio::spawn({
-        let stopping = stopping.clone();
-        async move {
-            stop_signal().await;
-            tracing::info!("stopping: removing agents, finishing open requests");
-            stopping.cancel();
-        }
-    });
     let served = yard.run(listener, control, stopping).await;
     let _ = std::fs::remove_file(&setup.socket);
     setup.data_dir.clear_listen_addr();
     served.context("the server failed")?;
     tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// The yard's whole configuration, from the arguments. `doctor` checks the
@@ -217,6 +269,7 @@ pub(crate) fn daemon_config(
         },
         reconcile_interval: args.reconcile_interval,
         question_timeout: args.question_timeout,
+        platform: None,
     })
 }
 
@@ -331,7 +384,7 @@ async fn bind_control_socket(path: &Path) -> anyhow::Result<UnixListener> {
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

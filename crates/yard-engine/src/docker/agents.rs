@@ -11,8 +11,9 @@ use async_trait::async_trait;
 use bollard::errors::Error as DockerError;
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder, StopContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, ResizeContainerTTYOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
@@ -59,6 +60,51 @@ impl AgentRuntime for DockerEngine {
             Err(e) if status(&e) == Some(404) => Ok(false),
             Err(e) => Err(backend("inspecting the agent image", e)),
         }
+    }
+
+    async fn build_image(&self, tag: &str, context: &std::path::Path) -> Result<(), EngineError> {
+        let context = context.to_owned();
+        let archive = tokio::task::spawn_blocking(move || {
+            let mut archive = tar::Builder::new(Vec::new());
+            archive.follow_symlinks(false);
+            archive.append_dir_all(".", &context)?;
+            archive.into_inner()
+        })
+        .await
+        .map_err(|e| EngineError::Backend {
+            operation: "packing the image's build context",
+            message: e.to_string(),
+        })?
+        .map_err(|e| EngineError::Backend {
+            operation: "packing the image's build context",
+            message: e.to_string(),
+        })?;
+        let options = BuildImageOptionsBuilder::default()
+            .t(tag)
+            .dockerfile("Dockerfile")
+            .rm(true)
+            .forcerm(true)
+            .build();
+        let mut progress =
+            self.docker
+                .build_image(options, None, Some(bollard::body_full(archive.into())));
+        while let Some(step) = progress.next().await {
+            let step = step.map_err(|e| backend("building an image", e))?;
+            if let Some(detail) = step.error_detail {
+                return Err(EngineError::Backend {
+                    operation: "building an image",
+                    message: detail
+                        .message
+                        .unwrap_or_else(|| "the build failed".to_owned()),
+                });
+            }
+            if let Some(line) = step.stream.as_deref().map(str::trim)
+                && !line.is_empty()
+            {
+                tracing::debug!(%tag, line, "build");
+            }
+        }
+        Ok(())
     }
 
     async fn image_user(&self, image: &str) -> Result<Option<crate::UserIds>, EngineError> {
