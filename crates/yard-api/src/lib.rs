@@ -8,6 +8,8 @@
 mod agents;
 mod aio;
 mod auth;
+mod config;
+mod forge;
 mod hooks;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,8 @@ pub use auth::{
     CreateTokenRequest, CreatedToken, RevokedToken, SessionView, SignInRequest, TokenList,
     TokenRoleView, TokenView,
 };
+pub use config::{ConfigEntryView, ConfigList, SetConfigRequest};
+pub use forge::{GiteaPayload, GiteaRepository, WebhookReceipt, WebhookStatus};
 pub use hooks::{
     ASK_USER_QUESTION, HookInput, HookOrigin, HookPending, HookQuestion, HookWait, hook_output,
     hook_reply,
@@ -288,6 +292,8 @@ pub enum ErrorCode {
     /// the docker backend).
     Unsupported,
     UnknownEvent,
+    /// The forge's webhook delivery is not signed with the shared secret.
+    BadSignature,
     Unavailable,
     Internal,
     /// A code this client does not know yet.

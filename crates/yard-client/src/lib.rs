@@ -15,9 +15,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use yard_api::{
     AgentDiffView, AgentList, AgentView, AioStatus, ApiError, AuditList, CompleteEvent,
-    CreateTokenRequest, CreatedToken, DeployAccepted, DeployRequest, DeploymentList,
-    DeploymentView, ErrorEvent, Health, MergeView, NameCheck, PolicyView, ProgressEvent,
-    PruneResult, RevokedToken, SpawnRequest, SpawnResult, StackList, StackView, TokenList, events,
+    ConfigEntryView, ConfigList, CreateTokenRequest, CreatedToken, DeployAccepted, DeployRequest,
+    DeploymentList, DeploymentView, ErrorEvent, Health, MergeView, NameCheck, PolicyView,
+    ProgressEvent, PruneResult, RevokedToken, SetConfigRequest, SpawnRequest, SpawnResult,
+    StackList, StackView, TokenList, events,
 };
 
 /// A WebSocket to an agent's terminal.
@@ -241,6 +242,28 @@ impl YardClient {
             url.query_pairs_mut().append_pair("keepAgents", "true");
         }
         self.send(self.request_to(Method::DELETE, url)).await
+    }
+
+    /// `GET /api/config`: every setting, a secret only as set or unset.
+    pub async fn config(&self) -> Result<ConfigList, ClientError> {
+        self.get(&["api", "config"]).await
+    }
+
+    /// `PUT /api/config/{key}`.
+    pub async fn set_config(&self, key: &str, value: &str) -> Result<ConfigEntryView, ClientError> {
+        self.send(
+            self.request(Method::PUT, &["api", "config", key])
+                .json(&SetConfigRequest {
+                    value: value.to_owned(),
+                }),
+        )
+        .await
+    }
+
+    /// `DELETE /api/config/{key}`.
+    pub async fn unset_config(&self, key: &str) -> Result<ConfigEntryView, ClientError> {
+        self.send(self.request(Method::DELETE, &["api", "config", key]))
+            .await
     }
 
     /// `POST /api/agents`.

@@ -19,8 +19,9 @@ use yard_services::auth::{AdminToken, AuthError, ensure_admin_token};
 use yard_services::orchestrator::{AgentMode, CacheVolume, ControlAccess};
 use yard_services::repo_roots::RepoRoots;
 use yard_services::{
-    Access, DataDir, Deployer, DeployerConfig, EventBus, Gatekeeper, Orchestrator,
-    OrchestratorConfig, PlatformStatus, PolicyWatch, Questions,
+    Access, DataDir, Deployer, DeployerConfig, EncryptionKey, EventBus, ForgeWebhooks, Gatekeeper,
+    KeyError, KeySource, Orchestrator, OrchestratorConfig, PlatformStatus, PolicyWatch, Questions,
+    Settings,
 };
 use yard_store::{Store, StoreError, redact};
 
@@ -92,6 +93,9 @@ pub struct DaemonConfig {
     /// Under `yard aio`, the container's services, for `/api/aio` and
     /// `/health`.
     pub platform: Option<Arc<dyn PlatformStatus>>,
+    /// The key secret settings are sealed with (`YARD_CONFIG_KEY`); `None`
+    /// uses the data directory's `config-key`, made on first start.
+    pub config_key: Option<EncryptionKey>,
 }
 
 /// Why the yard could not be built or run.
@@ -107,6 +111,8 @@ pub enum DaemonError {
     Store(#[from] StoreError),
     #[error(transparent)]
     AdminToken(#[from] AuthError),
+    #[error(transparent)]
+    ConfigKey(#[from] KeyError),
     #[error("the backend: {0}")]
     Backend(#[from] EngineError),
     #[error("the server failed: {0}")]
@@ -157,6 +163,29 @@ impl Yard {
                 tracing::debug!(path = %path.display(), "admin token in place");
             }
         }
+        let config_key = match config.config_key.clone() {
+            Some(key) => {
+                tracing::info!("secret settings sealed with YARD_CONFIG_KEY");
+                key
+            }
+            None => {
+                let (key, source) = EncryptionKey::from_data_dir(&config.data_dir)?;
+                match source {
+                    KeySource::Made(path) => {
+                        tracing::info!(path = %path.display(), "new config key written (mode 0600); secret settings are sealed with it, so back it up with the store");
+                    }
+                    KeySource::File(path) => {
+                        tracing::debug!(path = %path.display(), "config key in place");
+                    }
+                }
+                if store.is_shared() {
+                    tracing::warn!(
+                        "the store is shared but YARD_CONFIG_KEY is not set: each yard seals secret settings with its own key, and cannot read the others'"
+                    );
+                }
+                key
+            }
+        };
         // Every daemon on one database names and labels stacks alike: the
         // first one's instance id, kept in the store, is the stacks'.
         let stacks_instance = store.instance_id(&instance).await?;
@@ -206,12 +235,15 @@ impl Yard {
                 mode: agents.mode,
             },
         );
+        let settings = Settings::new(store.clone(), config_key);
         let services = Services {
             access: Access::new(store.clone()),
             deployer,
             orchestrator,
             gatekeeper: Gatekeeper::new(store.clone(), Arc::clone(&policy)),
             questions: Questions::new(store.clone(), bus.clone(), config.question_timeout),
+            webhooks: ForgeWebhooks::new(store.clone(), settings.clone()),
+            config: settings,
             bus,
             platform: config.platform.clone(),
         };

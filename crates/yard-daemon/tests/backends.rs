@@ -131,6 +131,7 @@ fn config(data_dir: &DataDir, backend: Backend, image: &str) -> DaemonConfig {
         reconcile_interval: Duration::from_secs(3600),
         question_timeout: Duration::from_secs(600),
         platform: None,
+        config_key: None,
     }
 }
 

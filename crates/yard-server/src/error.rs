@@ -13,7 +13,7 @@ use yard_git::GitError;
 use yard_services::EngineError;
 use yard_services::auth::TokenError;
 use yard_services::repo_roots::RepoPathError;
-use yard_services::{DeployError, OrchestratorError, QuestionsError};
+use yard_services::{DeployError, OrchestratorError, QuestionsError, SettingsError, WebhookError};
 
 /// An error answer.
 #[derive(Debug)]
@@ -218,6 +218,46 @@ impl From<TokenError> for AppError {
     }
 }
 
+impl From<SettingsError> for AppError {
+    fn from(e: SettingsError) -> Self {
+        match e {
+            SettingsError::Invalid(_) => Self::client(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                e.to_string(),
+            ),
+            // The messages name the setting, never its value.
+            SettingsError::WrongKey(_)
+            | SettingsError::Unreadable(_)
+            | SettingsError::CannotSeal(_)
+            | SettingsError::Store(_) => Self::internal(e),
+        }
+    }
+}
+
+impl From<WebhookError> for AppError {
+    fn from(e: WebhookError) -> Self {
+        let message = e.to_string();
+        match e {
+            WebhookError::NoSecret => Self::client(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                message,
+            ),
+            WebhookError::MissingSignature
+            | WebhookError::MalformedSignature
+            | WebhookError::WrongSignature => {
+                Self::client(StatusCode::UNAUTHORIZED, ErrorCode::BadSignature, message)
+            }
+            WebhookError::BadHeader { .. } => {
+                Self::client(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, message)
+            }
+            WebhookError::Settings(e) => e.into(),
+            WebhookError::Store(e) => Self::internal(e),
+        }
+    }
+}
+
 impl From<yard_services::StoreError> for AppError {
     fn from(e: yard_services::StoreError) -> Self {
         Self::internal(e)
@@ -251,7 +291,8 @@ impl IntoResponse for AppError {
             }),
         )
             .into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        // A bearer token is what is missing; a webhook's signature is not one.
+        if self.code == ErrorCode::Unauthorized {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"agentyard\""),

@@ -1,8 +1,8 @@
 //! Extractors that refuse bad input in the API's error shape, worded for
-//! people: a JSON body (empty, an array, a field missing), path and query
-//! parameters.
+//! people: a JSON body (empty, an array, a field missing), a raw body, path
+//! and query parameters.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header};
 use bytes::Bytes;
@@ -16,6 +16,42 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Largest hook event `/hook` reads: a tool call's input carries whole
 /// files an agent writes, so it gets more room than the API.
 pub const MAX_HOOK_BODY_BYTES: usize = 16 * 1024 * 1024;
+/// Largest delivery `/webhook/gitea` reads: a push of many commits is
+/// bigger than an API request.
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 1024 * 1024;
+
+/// Why a body could not be read: too large (413), or cut short (400).
+fn unreadable_body(rejection: BytesRejection) -> AppError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::client(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the body is too large: the API reads at most {MAX_BODY_BYTES} bytes, hook events {MAX_HOOK_BODY_BYTES}, webhook deliveries {MAX_WEBHOOK_BODY_BYTES}"
+            ),
+        )
+    } else {
+        invalid(format!("cannot read the body: {rejection}"))
+    }
+}
+
+/// A body as it came, for checking a signature over its exact bytes.
+#[derive(Debug)]
+pub(crate) struct RawBody(pub(crate) Bytes);
+
+impl<S> FromRequest<S> for RawBody
+where
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(unreadable_body)
+    }
+}
 
 /// A JSON object body deserialised into `T`.
 #[derive(Debug)]
@@ -50,19 +86,9 @@ where
                 "send the body as JSON with 'Content-Type: application/json'",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::client(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    ErrorCode::PayloadTooLarge,
-                    format!(
-                        "the body is too large: the API reads at most {MAX_BODY_BYTES} bytes, hook events {MAX_HOOK_BODY_BYTES}"
-                    ),
-                )
-            } else {
-                invalid(format!("cannot read the body: {rejection}"))
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(unreadable_body)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(invalid("the body is empty; send a JSON object"));
         }

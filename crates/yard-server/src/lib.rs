@@ -11,6 +11,7 @@ mod agents;
 mod aio;
 mod api;
 mod auth;
+mod config;
 mod error;
 mod extract;
 mod health;
@@ -24,6 +25,7 @@ mod stack_list;
 mod status;
 mod tokens;
 mod web;
+mod webhook;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -47,11 +49,12 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use yard_api::ErrorCode;
 use yard_services::{
-    Access, Deployer, EventBus, Gatekeeper, Orchestrator, PlatformStatus, Questions,
+    Access, Deployer, EventBus, ForgeWebhooks, Gatekeeper, Orchestrator, PlatformStatus, Questions,
+    Settings,
 };
 
 pub use error::AppError;
-pub use extract::{MAX_BODY_BYTES, MAX_HOOK_BODY_BYTES};
+pub use extract::{MAX_BODY_BYTES, MAX_HOOK_BODY_BYTES, MAX_WEBHOOK_BODY_BYTES};
 
 /// The services the server puts on the wire.
 #[derive(Debug, Clone)]
@@ -61,6 +64,10 @@ pub struct Services {
     pub orchestrator: Orchestrator,
     pub gatekeeper: Gatekeeper,
     pub questions: Questions,
+    /// The yard's settings (`/api/config`).
+    pub config: Settings,
+    /// The forge's webhook (`/webhook/gitea`).
+    pub webhooks: ForgeWebhooks,
     pub bus: EventBus,
     /// Under `yard aio`, the container's services; `None` otherwise.
     pub platform: Option<Arc<dyn PlatformStatus>>,
@@ -89,6 +96,8 @@ pub struct AppState {
     pub orchestrator: Orchestrator,
     pub gatekeeper: Gatekeeper,
     pub questions: Questions,
+    pub config: Settings,
+    pub webhooks: ForgeWebhooks,
     pub bus: EventBus,
     pub platform: Option<Arc<dyn PlatformStatus>>,
     pub settings: HttpSettings,
@@ -106,6 +115,8 @@ impl AppState {
             orchestrator: services.orchestrator,
             gatekeeper: services.gatekeeper,
             questions: services.questions,
+            config: services.config,
+            webhooks: services.webhooks,
             bus: services.bus,
             platform: services.platform,
             settings,
@@ -134,6 +145,8 @@ impl AppState {
         (name = "questions", description = "Questions agents ask people, and their answers"),
         (name = "health", description = "Liveness, without a token"),
         (name = "aio", description = "The all-in-one container's services"),
+        (name = "config", description = "The yard's settings, set by an admin; secrets are stored encrypted and listed only as set or unset"),
+        (name = "forge", description = "The forge's webhook, signed with the shared secret instead of a token"),
     )
 )]
 struct ApiDoc;
@@ -178,6 +191,8 @@ struct Routes {
     users: Router<AppState>,
     /// For agents: an agent's credential.
     agents: Router<AppState>,
+    /// For the forge: no token, a signature over the body. On TCP only.
+    forge: Router<AppState>,
     doc: utoipa::openapi::OpenApi,
 }
 
@@ -210,6 +225,8 @@ fn routers() -> Routes {
         .routes(routes!(questions::answer))
         .routes(routes!(questions::live))
         .routes(routes!(aio::status))
+        .routes(routes!(config::list))
+        .routes(routes!(config::set, config::unset))
         .split_for_parts();
     let (public, public_doc) = OpenApiRouter::new()
         .routes(routes!(health::health))
@@ -224,12 +241,18 @@ fn routers() -> Routes {
         .routes(routes!(hook::wait))
         .split_for_parts();
     let agents = agents.layer(DefaultBodyLimit::max(MAX_HOOK_BODY_BYTES));
+    let (forge, forge_doc) = OpenApiRouter::new()
+        .routes(routes!(webhook::gitea))
+        .split_for_parts();
+    let forge = forge.layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY_BYTES));
     doc.paths.paths.extend(public_doc.paths.paths);
     doc.paths.paths.extend(agents_doc.paths.paths);
+    doc.paths.paths.extend(forge_doc.paths.paths);
     Routes {
         public,
         users,
         agents,
+        forge,
         doc,
     }
 }
@@ -240,6 +263,7 @@ pub fn app(state: AppState) -> Router {
         public,
         users,
         agents,
+        forge,
         doc,
     } = routers();
     let doc = Arc::new(doc);
@@ -264,6 +288,7 @@ pub fn app(state: AppState) -> Router {
         public
             .merge(users)
             .merge(agents)
+            .merge(forge)
             .merge(mcp)
             .merge(web::router()),
     )

@@ -1,5 +1,6 @@
-//! The data directory: the store file, the admin token, the instance id and
-//! the address the daemon listens on.
+//! The data directory: the store file, the admin token, the key that seals
+//! the yard's secret settings, the instance id and the address the daemon
+//! listens on.
 //!
 //! Secrets are written with mode 0600 through a temporary file and a rename,
 //! so a reader never sees half a token and nobody else can read one. A data
@@ -13,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 /// File holding the admin token.
 const ADMIN_TOKEN: &str = "admin-token";
+/// File holding the key that seals secret settings.
+const CONFIG_KEY: &str = "config-key";
 /// File holding this yard's instance id.
 const INSTANCE_ID: &str = "instance-id";
 /// File holding the address the daemon listens on, once it does.
@@ -75,6 +78,47 @@ impl DataDir {
         self.write_private(ADMIN_TOKEN, &format!("{token}\n"))
     }
 
+    /// Where the key that seals secret settings is kept.
+    pub fn config_key_path(&self) -> PathBuf {
+        self.path.join(CONFIG_KEY)
+    }
+
+    /// The text of the config key file, made from `generate` (mode 0600)
+    /// the first time. The file is made once and never replaced: it is
+    /// written whole under a temporary name and linked into place only if
+    /// no file is there yet, so of two daemons starting at once on one
+    /// directory, both end with the first one's key, and nobody ever reads
+    /// half of one.
+    pub fn config_key(&self, generate: impl FnOnce() -> String) -> io::Result<String> {
+        let path = self.config_key_path();
+        match fs::read_to_string(&path) {
+            Ok(text) => return Ok(text.trim().to_owned()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let text = generate();
+        let temp = self
+            .path
+            .join(format!(".{CONFIG_KEY}.{}", uuid::Uuid::new_v4().simple()));
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        let written = file
+            .write_all(format!("{text}\n").as_bytes())
+            .and_then(|()| file.sync_all());
+        let linked = written.and_then(|()| fs::hard_link(&temp, &path));
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => Ok(text),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                Ok(fs::read_to_string(&path)?.trim().to_owned())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// This yard's instance id, made on first use. It names and labels
     /// everything the yard creates, so two yards on one engine never touch
     /// each other's containers.
@@ -121,7 +165,8 @@ impl DataDir {
 
     /// Takes access away from everyone but the yard's user: the directory
     /// and its `checkouts` become 0700, the store (with its SQLite
-    /// companions) and the secret files 0600. Returns what it changed, for
+    /// companions) and the secret files (the admin token, the config key)
+    /// 0600. Returns what it changed, for
     /// the start-up log.
     pub fn tighten(&self) -> io::Result<Vec<PathBuf>> {
         let mut changed = Vec::new();
@@ -146,6 +191,7 @@ impl DataDir {
             format!("{store}-wal"),
             format!("{store}-shm"),
             ADMIN_TOKEN.to_owned(),
+            CONFIG_KEY.to_owned(),
             INSTANCE_ID.to_owned(),
             LISTEN_ADDR.to_owned(),
         ] {

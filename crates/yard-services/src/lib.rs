@@ -23,6 +23,8 @@ pub mod platform;
 pub mod questions;
 pub mod repo_roots;
 pub mod sessions;
+pub mod settings;
+pub mod webhooks;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -39,6 +41,8 @@ pub use hooks::{Gatekeeper, PolicyWatch};
 pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
 pub use platform::{BrowserInfo, PlatformReport, PlatformService, PlatformStatus};
 pub use questions::{ClientId, NewQuestion, Questions, QuestionsError};
+pub use settings::{ConfigState, EncryptionKey, KeyError, KeySource, Settings, SettingsError};
+pub use webhooks::{Delivery, ForgeWebhooks, Receipt, Verified, WebhookError};
 /// What can go wrong underneath the services, named here so callers need
 /// neither the store nor the engine crate.
 pub use yard_engine::{AgentIo, EngineError, TtySize};

@@ -8,6 +8,7 @@
 //! Every query is parameterised (`$1`, `$2`, ...), which both backends accept.
 
 mod agents;
+mod config;
 mod deployments;
 mod questions;
 mod sessions;

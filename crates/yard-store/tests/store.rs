@@ -700,3 +700,85 @@ async fn a_question_is_settled_once_and_keeps_its_options() {
     })
     .await;
 }
+
+/// Values that break SQL built by pasting strings.
+const AWKWARD_VALUES: [&str; 6] = [
+    "it's \"quoted\"",
+    "semi; colon;",
+    "line one\nline two\r\n",
+    "'); DROP TABLE config; --",
+    "ünïcødé ✓ 山",
+    "$1 $2 \\x00 %s",
+];
+
+#[tokio::test]
+async fn settings_keep_any_value_as_it_was_given() {
+    use yard_core::{ConfigKey, ConfigRecord};
+    on_each_backend(|store| async move {
+        assert_eq!(store.config(ConfigKey::ForgeUrl).await.unwrap(), None);
+        for (i, value) in AWKWARD_VALUES.iter().enumerate() {
+            let record = ConfigRecord {
+                key: ConfigKey::ForgeAdminUser,
+                value: (*value).to_owned(),
+                secret: false,
+                updated_at: Timestamp(1_000 + i64::try_from(i).unwrap()),
+            };
+            store.put_config(&record).await.unwrap();
+            assert_eq!(
+                store.config(ConfigKey::ForgeAdminUser).await.unwrap(),
+                Some(record)
+            );
+        }
+        let secret = ConfigRecord {
+            key: ConfigKey::ForgeBotToken,
+            value: "v1:00:ff".into(),
+            secret: true,
+            updated_at: Timestamp(5_000),
+        };
+        store.put_config(&secret).await.unwrap();
+        let all = store.config_records().await.unwrap();
+        assert_eq!(
+            all.iter().map(|r| (r.key, r.secret)).collect::<Vec<_>>(),
+            [
+                (ConfigKey::ForgeAdminUser, false),
+                (ConfigKey::ForgeBotToken, true)
+            ]
+        );
+        assert!(store.delete_config(ConfigKey::ForgeBotToken).await.unwrap());
+        assert!(!store.delete_config(ConfigKey::ForgeBotToken).await.unwrap());
+        assert_eq!(store.config(ConfigKey::ForgeBotToken).await.unwrap(), None);
+        assert_eq!(
+            store.config_records().await.unwrap().len(),
+            1,
+            "the table is still there"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_delivery_is_recorded_once_whoever_receives_it() {
+    use yard_core::DeliveryOutcome;
+    on_each_backend(|store| async move {
+        let attempts = (0..8).map(|_| {
+            let store = store.clone();
+            async move {
+                store
+                    .record_delivery("d-1", "issues", DeliveryOutcome::Accepted, Timestamp(1_000))
+                    .await
+                    .unwrap()
+            }
+        });
+        let firsts = futures::future::join_all(attempts).await;
+        assert_eq!(firsts.iter().filter(|new| **new).count(), 1, "{firsts:?}");
+        for id in AWKWARD_VALUES {
+            assert!(
+                store
+                    .record_delivery(id, id, DeliveryOutcome::Ignored, Timestamp(2_000))
+                    .await
+                    .unwrap()
+            );
+        }
+    })
+    .await;
+}

@@ -15,6 +15,7 @@ mod docker;
 mod dokploy;
 mod fake_engine;
 mod git;
+mod gitea;
 mod images;
 mod load;
 mod mcp;
@@ -30,6 +31,10 @@ pub use dokploy::{
 };
 pub use fake_engine::{FakeEngine, Step};
 pub use git::{git, git_repo, git_repo_at};
+pub use gitea::{
+    Delivery, FakeComment, FakeHook, FakeIssue, FakeOrg, FakePull, FakeRepo, FakeTeam, FakeToken,
+    FakeUser, GiteaFake, gitea_swagger,
+};
 pub use images::{
     CRASH_IMAGE, ECHO_IMAGE, FLAKY_IMAGE, HUNGRY_IMAGE, SLOW_IMAGE, WEB_IMAGE, ensure_stack_images,
 };

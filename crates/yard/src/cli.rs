@@ -57,6 +57,15 @@ pub(crate) enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// List, set and unset the yard's settings (admin): the forge's address
+    /// and credentials, and other services' tokens. Secrets are stored
+    /// encrypted and listed only as set or unset.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Put agents on a task, each in its own container, checkout and branch.
     Spawn(SpawnArgs),
     /// List agents (id, status, branch, age), or prune the ones that ended.
@@ -276,6 +285,28 @@ pub(crate) enum TokenAction {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigAction {
+    /// Every setting: set or unset, and the value of those that are not
+    /// secret.
+    List,
+    /// Set a setting. The value is read from stdin (so it stays out of the
+    /// shell's history and `ps`), one trailing line break dropped; or give
+    /// it with --value.
+    Set {
+        /// The setting, e.g. forge.url or forge.bot_token.
+        key: String,
+        /// The value, instead of reading it from stdin.
+        #[arg(long)]
+        value: Option<String>,
+    },
+    /// Clear a setting.
+    Unset {
+        /// The setting, e.g. forge.bot_token.
+        key: String,
+    },
+}
+
 /// A token's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Role {
@@ -403,6 +434,12 @@ pub(crate) struct ServeArgs {
     /// SQLite file in the data directory.
     #[arg(long, env = "YARD_DATABASE_URL", hide_env_values = true)]
     pub(crate) database_url: Option<String>,
+    /// The key the yard's secret settings are sealed with: 64 hex digits
+    /// (`openssl rand -hex 32`). Give every yard on one PostgreSQL the same
+    /// one, in the environment rather than on the command line [default:
+    /// the one in <data-dir>/config-key, made on first start].
+    #[arg(long, env = "YARD_CONFIG_KEY", hide_env_values = true)]
+    pub(crate) config_key: Option<String>,
     /// Where stacks run.
     #[arg(long, env = "YARD_BACKEND", default_value = "docker", value_parser = ["docker", "swarm", "dokploy"])]
     pub(crate) backend: String,

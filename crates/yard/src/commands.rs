@@ -1,4 +1,5 @@
-//! The client commands: `check`, `deploy`, `stacks`, `destroy`.
+//! The client commands: `check`, `deploy`, `stacks`, `destroy`, `token`,
+//! `config`.
 //!
 //! Each is a client of the REST API, prints text for people or JSON with
 //! `--json`, and says what went wrong on stderr.
@@ -14,7 +15,7 @@ use yard_client::{ClientError, Outcome, YardClient};
 use yard_services::DataDir;
 
 use crate::agent_commands;
-use crate::cli::{ClientArgs, Command, Role, StacksAction, TokenAction};
+use crate::cli::{ClientArgs, Command, ConfigAction, Role, StacksAction, TokenAction};
 
 /// Runs a client command.
 pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -43,6 +44,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => update(&name, &image, &client).await,
         Command::Destroy { name, client } => destroy(&name, &client).await,
         Command::Token { action, client } => token_command(&action, &client).await,
+        Command::Config { action, client } => config_command(&action, &client).await,
         Command::Spawn(args) => agent_commands::spawn(&args).await,
         Command::Agents { action, client, .. } => {
             agent_commands::agents(action.as_ref(), &client).await
@@ -323,6 +325,122 @@ async fn token_command(action: &TokenAction, args: &ClientArgs) -> anyhow::Resul
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn config_command(action: &ConfigAction, args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(args)?;
+    match action {
+        ConfigAction::List => {
+            let list = client.config().await.map_err(explain)?;
+            if args.json {
+                print_json(&list)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let width = list
+                .settings
+                .iter()
+                .map(|s| s.key.len())
+                .max()
+                .unwrap_or(3)
+                .max(3);
+            println!("{:width$}  {:5}  VALUE", "KEY", "STATE");
+            for setting in &list.settings {
+                let state = if setting.set { "set" } else { "unset" };
+                let value = match (&setting.value, setting.secret) {
+                    (Some(value), false) => value.escape_debug().to_string(),
+                    (_, true) => "(secret)".to_owned(),
+                    (None, false) => String::new(),
+                };
+                println!("{:width$}  {state:5}  {value}", setting.key);
+            }
+        }
+        ConfigAction::Set { key, value } => {
+            let value = match value {
+                Some(value) => value.clone(),
+                None => read_value(key)?,
+            };
+            let set = client.set_config(key, &value).await.map_err(explain)?;
+            if args.json {
+                print_json(&set)?;
+            } else {
+                eprintln!(
+                    "{} set{}",
+                    set.key,
+                    if set.secret {
+                        " (stored encrypted)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        ConfigAction::Unset { key } => {
+            let unset = client.unset_config(key).await.map_err(explain)?;
+            if args.json {
+                print_json(&unset)?;
+            } else {
+                eprintln!("{} unset", unset.key);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A setting's value from stdin: all of a pipe, one trailing line break
+/// dropped; or one line typed at a terminal, not echoed.
+fn read_value(key: &str) -> anyhow::Result<String> {
+    use std::io::Read;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("value for {key} (not shown; Enter ends it): ");
+        let typed = read_unechoed(&mut stdin.lock());
+        eprintln!();
+        return typed;
+    }
+    let mut value = String::new();
+    stdin
+        .lock()
+        .read_to_string(&mut value)
+        .context("cannot read the value from stdin")?;
+    if let Some(line) = value.strip_suffix('\n') {
+        value.truncate(line.strip_suffix('\r').unwrap_or(line).len());
+    }
+    Ok(value)
+}
+
+/// One line from the terminal with its echo off (raw mode, restored on
+/// every way out): Enter ends it, Backspace takes a character back,
+/// Ctrl-C or Ctrl-D gives up.
+fn read_unechoed(input: &mut impl std::io::Read) -> anyhow::Result<String> {
+    struct Raw;
+    impl Drop for Raw {
+        fn drop(&mut self) {
+            let _ = crossterm::terminal::disable_raw_mode();
+        }
+    }
+    crossterm::terminal::enable_raw_mode().context("cannot turn the terminal's echo off")?;
+    let _raw = Raw;
+    let mut typed = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        if input.read(&mut byte).context("cannot read the value")? == 0 {
+            bail!("no value given");
+        }
+        match byte[0] {
+            b'\r' | b'\n' => break,
+            0x03 | 0x04 => bail!("no value given"),
+            0x7f | 0x08 => {
+                // A whole character, however many bytes it took.
+                while let Some(last) = typed.pop() {
+                    if last & 0xc0 != 0x80 {
+                        break;
+                    }
+                }
+            }
+            b => typed.push(b),
+        }
+    }
+    String::from_utf8(typed).context("the value is not UTF-8")
 }
 
 /// Deployment progress on stderr: a bar on a terminal, one line per step

@@ -23,7 +23,9 @@ use yard_server::{ConnectionLimits, HttpSettings};
 use yard_services::agent_images::AgentImages;
 use yard_services::orchestrator::CacheVolume;
 use yard_services::repo_roots::RepoRoots;
-use yard_services::{DataDir, DeployerConfig, HealingConfig, PlatformStatus, RestartPolicy};
+use yard_services::{
+    DataDir, DeployerConfig, EncryptionKey, HealingConfig, PlatformStatus, RestartPolicy,
+};
 
 use crate::cli::{ServeArgs, StackRestart};
 
@@ -270,6 +272,11 @@ pub(crate) fn daemon_config(
         reconcile_interval: args.reconcile_interval,
         question_timeout: args.question_timeout,
         platform: None,
+        config_key: args
+            .config_key
+            .as_deref()
+            .map(EncryptionKey::from_hex)
+            .transpose()?,
     })
 }
 

@@ -451,3 +451,171 @@ async fn health_exits_zero_for_a_healthy_yard_without_any_token_and_one_when_non
         stderr(&nobody)
     );
 }
+
+/// `yard config ARGS` for `daemon`, with `input` on stdin.
+fn config_with_stdin(daemon: &Daemon, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(YARD)
+        .arg("config")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("YARD_URL", daemon.url())
+        .env("YARD_DATA_DIR", daemon.data_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn a_secret_set_from_stdin_is_listed_as_set_and_never_shown_or_logged() {
+    use std::os::unix::fs::PermissionsExt;
+    let daemon = daemon(WEB_IMAGE).await;
+    let secret = "bot-token; it's \"quoted\" ✓";
+    let set = config_with_stdin(&daemon, &["set", "forge.bot_token"], &format!("{secret}\n"));
+    assert!(set.status.success(), "{}", stderr(&set));
+    assert!(!stdout(&set).contains(secret) && !stderr(&set).contains(secret));
+    let url = daemon.cli(&[
+        "config",
+        "set",
+        "forge.url",
+        "--value",
+        "http://127.0.0.1:3001",
+    ]);
+    assert!(url.status.success(), "{}", stderr(&url));
+
+    let listed = daemon.cli(&["config", "list"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let table = stdout(&listed);
+    assert!(!table.contains("bot-token"), "{table}");
+    assert_eq!(line_of(&daemon, "forge.bot_token")[1], "set", "{table}");
+    assert_eq!(line_of(&daemon, "claude.token")[1], "unset", "{table}");
+    assert_eq!(
+        line_of(&daemon, "forge.url")[1..],
+        ["set", "http://127.0.0.1:3001"]
+    );
+    let json: Value =
+        serde_json::from_str(&stdout(&daemon.cli(&["config", "list", "--json"]))).unwrap();
+    let bot = json["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "forge.bot_token")
+        .unwrap();
+    assert_eq!((bot["set"].as_bool(), bot.get("value")), (Some(true), None));
+
+    let unknown = daemon.cli(&["config", "set", "forge.password", "--value", "x"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("forge.admin_password"),
+        "{}",
+        stderr(&unknown)
+    );
+    let unset = daemon.cli(&["config", "unset", "forge.bot_token"]);
+    assert!(unset.status.success(), "{}", stderr(&unset));
+    assert_eq!(line_of(&daemon, "forge.bot_token")[1], "unset");
+
+    let mode = std::fs::metadata(daemon.data_dir().join("config-key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let log = daemon.log();
+    assert!(log.contains("forge.bot_token"), "the key is logged: {log}");
+    assert!(!log.contains("bot-token"), "the value never is: {log}");
+}
+
+/// The fields of `key`'s line in `yard config list`.
+fn line_of(daemon: &Daemon, key: &str) -> Vec<String> {
+    let listed = stdout(&daemon.cli(&["config", "list"]));
+    listed
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(key))
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A signed `issues` delivery to `daemon`'s webhook; the answer's status.
+async fn deliver(daemon: &Daemon, secret: &str, id: &str) -> u16 {
+    let body = br#"{"action":"opened","repository":{"full_name":"team/app"}}"#;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    yard_testkit::http()
+        .post(format!("{}/webhook/gitea", daemon.url()))
+        .header(
+            "x-gitea-signature",
+            hex::encode(ring::hmac::sign(&key, body)),
+        )
+        .header("x-gitea-delivery", id)
+        .header("x-gitea-event", "issues")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn yards_sharing_a_database_open_its_secrets_only_with_the_same_config_key() {
+    ensure_stack_images().await;
+    let url = yard_testkit::fresh_postgres_url().await;
+    let key = "5e".repeat(32);
+    let start = |env: Vec<(String, String)>| {
+        Daemon::start(
+            YARD.as_ref(),
+            DaemonSetup {
+                stack_image: Some(WEB_IMAGE.to_owned()),
+                database_url: Some(url.clone()),
+                env,
+                ..DaemonSetup::default()
+            },
+        )
+    };
+    let with_key = || vec![("YARD_CONFIG_KEY".to_owned(), key.clone())];
+    let first = start(with_key());
+    let secret = "shared webhook secret";
+    let set = config_with_stdin(&first, &["set", "forge.webhook_secret"], secret);
+    assert!(set.status.success(), "{}", stderr(&set));
+    assert!(
+        !first.data_dir().join("config-key").exists(),
+        "YARD_CONFIG_KEY is used instead of a file"
+    );
+    assert_eq!(deliver(&first, secret, "d-1").await, 200);
+
+    let second = start(with_key());
+    assert_eq!(deliver(&second, secret, "d-2").await, 200);
+
+    // A yard with its own key cannot open the secret: a clear error in
+    // its log, naming the setting, never the value.
+    let stranger = start(Vec::new());
+    assert_eq!(deliver(&stranger, secret, "d-3").await, 500);
+    let log = stranger.log();
+    assert!(
+        log.contains("forge.webhook_secret") && log.contains("YARD_CONFIG_KEY"),
+        "{log}"
+    );
+    assert!(!log.contains(secret), "{log}");
+    assert!(
+        log.contains("YARD_CONFIG_KEY is not set"),
+        "warned at start: {log}"
+    );
+
+    let (code, said) = refused_serve(&[("YARD_CONFIG_KEY", "not-hex-at-all")]);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("64 hex digits") && !said.contains("not-hex-at-all"),
+        "{said}"
+    );
+}

@@ -192,6 +192,7 @@ impl TestYard {
             reconcile_interval: Duration::from_secs(3600),
             question_timeout: options.question_timeout,
             platform: None,
+            config_key: None,
         };
         let yard = Yard::build(config).await.unwrap();
         let token = data_dir.read_admin_token().unwrap().unwrap();

@@ -1,0 +1,71 @@
+//! The forge's webhook on the wire: what the yard reads of a Gitea
+//! delivery's JSON body, and what it answers.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What the yard reads of a delivery's body; the rest of the forge's
+/// payload is left as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct GiteaPayload {
+    /// What happened (`opened`, `assigned`, `created`, ...); push events
+    /// have none.
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub repository: Option<GiteaRepository>,
+}
+
+/// The repository an event is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct GiteaRepository {
+    /// `owner/name`.
+    #[serde(default)]
+    pub full_name: Option<String>,
+}
+
+/// What became of a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookStatus {
+    /// Recorded, and an event the yard acts on.
+    Accepted,
+    /// Recorded; an event the yard does not act on.
+    Ignored,
+    /// A redelivery of one recorded before: not acted on again.
+    Duplicate,
+}
+
+/// `POST /webhook/gitea`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WebhookReceipt {
+    pub status: WebhookStatus,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_action_and_repository_are_read_and_the_rest_left() {
+        let payload: GiteaPayload = serde_json::from_str(
+            r#"{"action":"assigned","number":7,"repository":{"id":1,"full_name":"team/app"}}"#,
+        )
+        .unwrap();
+        assert_eq!(payload.action.as_deref(), Some("assigned"));
+        assert_eq!(
+            payload.repository.and_then(|r| r.full_name).as_deref(),
+            Some("team/app")
+        );
+        let push: GiteaPayload = serde_json::from_str(r#"{"ref":"refs/heads/main"}"#).unwrap();
+        assert_eq!(push, GiteaPayload::default());
+        assert!(serde_json::from_str::<GiteaPayload>("[1]").is_err());
+        assert_eq!(
+            serde_json::to_string(&WebhookReceipt {
+                status: WebhookStatus::Duplicate
+            })
+            .unwrap(),
+            r#"{"status":"duplicate"}"#
+        );
+    }
+}
