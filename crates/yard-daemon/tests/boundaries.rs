@@ -13,6 +13,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The all-in-one supervisor stands apart: it runs the yard as a service.
     ("yard-aio", &[]),
     ("yard-relay", &[]),
+    ("yard-forge", &[]),
     ("yard-api", &["yard-core"]),
     ("yard-client", &["yard-api", "yard-core"]),
     ("yard-store", &["yard-core"]),
