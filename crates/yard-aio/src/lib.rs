@@ -20,7 +20,8 @@ pub use config::{
 };
 pub use log::RotatingLog;
 pub use platform::{
-    DEVTOOLS_PORT, DISPLAY, FORGE_PORT, NOVNC_PORT, Platform, RELAY_PORT, VNC_PORT, WEBSOCKIFY_PORT,
+    DEVTOOLS_PORT, DISPLAY, FORGE_PORT, NOVNC_PORT, Platform, RELAY_PORT, SystemUser, VNC_PORT,
+    WEBSOCKIFY_PORT,
 };
 pub use supervisor::{
     LastExit, ServiceState, ServiceStatus, StatusHandle, Supervisor, SupervisorError,

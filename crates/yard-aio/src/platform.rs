@@ -75,6 +75,22 @@ impl Platform {
         self.data_dir.join("gitea")
     }
 
+    /// The forge's `app.ini`, which the binary writes before the forge
+    /// starts and `gitea web --config` reads: `<forge dir>/custom/conf/app.ini`.
+    pub fn forge_config_path(&self) -> PathBuf {
+        self.forge_dir().join("custom").join("conf").join("app.ini")
+    }
+
+    /// The system user the forge runs as, when the image has it: the
+    /// owner of its `app.ini`, and who runs Gitea's CLI.
+    pub fn forge_user(&self) -> Option<SystemUser> {
+        existing_user(FORGE_USER).map(|user| SystemUser {
+            name: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+        })
+    }
+
     /// Makes the directories the services write to and gives them to the
     /// services' users, so an unprivileged Chromium can keep its profile.
     pub fn prepare_directories(&self) -> io::Result<()> {
@@ -84,6 +100,13 @@ impl Platform {
         }
         if self.forge {
             owned.push((self.forge_dir(), FORGE_USER));
+            let conf = self.forge_config_path();
+            if let Some(conf) = conf.parent() {
+                owned.push((conf.to_owned(), FORGE_USER));
+                if let Some(custom) = conf.parent() {
+                    owned.push((custom.to_owned(), FORGE_USER));
+                }
+            }
         }
         for (directory, user) in owned {
             std::fs::create_dir_all(&directory)?;
@@ -107,8 +130,16 @@ impl Platform {
 
     fn forge_service(&self) -> ServiceConfig {
         let work = self.forge_dir().display().to_string();
+        let config = self.forge_config_path().display().to_string();
         let mut forge = self.service(
-            ["gitea", "web", "--port", &FORGE_PORT.to_string()],
+            [
+                "gitea",
+                "web",
+                "--port",
+                &FORGE_PORT.to_string(),
+                "--config",
+                &config,
+            ],
             FORGE_USER,
         );
         forge.env.insert("GITEA_WORK_DIR".to_owned(), work.clone());
@@ -238,6 +269,14 @@ impl Platform {
     }
 }
 
+/// A system user: its name and ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// Where a service reaches an address bound to `bind`: an unspecified
 /// address (`0.0.0.0`) is reached on loopback.
 fn connectable(bind: IpAddr) -> IpAddr {
@@ -298,6 +337,44 @@ mod tests {
                 .contains(&"--user-data-dir=/data/chrome-profile".to_owned())
         );
         assert_eq!(chromium.env["BROWSER_MODE"], "internal");
+    }
+
+    #[test]
+    fn the_forge_reads_the_app_ini_the_yard_writes() {
+        let platform = platform(true, false);
+        let config = platform.config().expect("valid");
+        let gitea = &config.services()["gitea"];
+        assert_eq!(
+            gitea.command,
+            [
+                "gitea",
+                "web",
+                "--port",
+                "3001",
+                "--config",
+                "/data/gitea/custom/conf/app.ini"
+            ]
+        );
+        assert_eq!(gitea.env["GITEA_WORK_DIR"], "/data/gitea");
+        assert_eq!(
+            platform.forge_config_path(),
+            PathBuf::from("/data/gitea/custom/conf/app.ini")
+        );
+    }
+
+    #[test]
+    fn the_forges_directories_are_made() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut platform = platform(true, false);
+        platform.data_dir = dir.path().to_owned();
+        platform.prepare_directories().expect("made");
+        assert!(
+            platform
+                .forge_config_path()
+                .parent()
+                .expect("a parent")
+                .is_dir()
+        );
     }
 
     #[test]

@@ -15,6 +15,10 @@ pub struct AioStatus {
     /// `building`, `built`, `failed: ...`, or absent when not looked at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_image: Option<String>,
+    /// Where the forge's first-boot set-up stands: `ready`, `setting up`,
+    /// `failed: <step>: ...`, or absent when there is no forge to set up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge: Option<String>,
 }
 
 /// One service of the container.

@@ -1,5 +1,6 @@
-//! The forge's webhook on the wire: what the yard reads of a Gitea
-//! delivery's JSON body, and what it answers.
+//! The forge on the wire: what the yard reads of a Gitea webhook
+//! delivery's JSON body, what it answers, and what `POST
+//! /api/forge/init` reports (never a secret's value).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -68,4 +69,31 @@ mod tests {
             r#"{"status":"duplicate"}"#
         );
     }
+}
+
+/// `POST /api/forge/init`: what the forge's set-up did. Secrets appear
+/// only by name: which were generated, which settings were written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ForgeInitReport {
+    /// The forge's root address.
+    pub forge_url: String,
+    /// The forge's version.
+    pub version: String,
+    pub admin_user: String,
+    /// The user agents work as on the forge.
+    pub bot_user: String,
+    /// The organisation, with the bot among its owners.
+    pub org: String,
+    /// Where the forge's system webhook sends events: the yard's
+    /// `/webhook/gitea`.
+    pub webhook_url: String,
+    /// The system webhook's id in the forge.
+    pub webhook_id: i64,
+    /// The secrets this run generated (`admin password`, `bot password`,
+    /// `webhook secret`); their values are only in the yard's settings.
+    pub generated: Vec<String>,
+    /// The settings this run wrote (e.g. `forge.bot_token`); empty when
+    /// everything was already in place.
+    pub stored: Vec<String>,
 }

@@ -26,7 +26,7 @@ pub use auth::{
     TokenRoleView, TokenView,
 };
 pub use config::{ConfigEntryView, ConfigList, SetConfigRequest};
-pub use forge::{GiteaPayload, GiteaRepository, WebhookReceipt, WebhookStatus};
+pub use forge::{ForgeInitReport, GiteaPayload, GiteaRepository, WebhookReceipt, WebhookStatus};
 pub use hooks::{
     ASK_USER_QUESTION, HookInput, HookOrigin, HookPending, HookQuestion, HookWait, hook_output,
     hook_reply,
@@ -294,6 +294,8 @@ pub enum ErrorCode {
     UnknownEvent,
     /// The forge's webhook delivery is not signed with the shared secret.
     BadSignature,
+    /// A step of the forge's set-up failed; the message names it.
+    ForgeSetupFailed,
     Unavailable,
     Internal,
     /// A code this client does not know yet.

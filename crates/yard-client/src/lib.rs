@@ -16,9 +16,9 @@ use serde::de::DeserializeOwned;
 use yard_api::{
     AgentDiffView, AgentList, AgentView, AioStatus, ApiError, AuditList, CompleteEvent,
     ConfigEntryView, ConfigList, CreateTokenRequest, CreatedToken, DeployAccepted, DeployRequest,
-    DeploymentList, DeploymentView, ErrorEvent, Health, MergeView, NameCheck, PolicyView,
-    ProgressEvent, PruneResult, RevokedToken, SetConfigRequest, SpawnRequest, SpawnResult,
-    StackList, StackView, TokenList, events,
+    DeploymentList, DeploymentView, ErrorEvent, ForgeInitReport, Health, MergeView, NameCheck,
+    PolicyView, ProgressEvent, PruneResult, RevokedToken, SetConfigRequest, SpawnRequest,
+    SpawnResult, StackList, StackView, TokenList, events,
 };
 
 /// A WebSocket to an agent's terminal.
@@ -263,6 +263,12 @@ impl YardClient {
     /// `DELETE /api/config/{key}`.
     pub async fn unset_config(&self, key: &str) -> Result<ConfigEntryView, ClientError> {
         self.send(self.request(Method::DELETE, &["api", "config", key]))
+            .await
+    }
+
+    /// `POST /api/forge/init`: sets the forge up again; what it did.
+    pub async fn forge_init(&self) -> Result<ForgeInitReport, ClientError> {
+        self.send(self.request(Method::POST, &["api", "forge", "init"]))
             .await
     }
 

@@ -24,10 +24,16 @@ pub enum ConfigKey {
     ForgeAdminUser,
     /// The forge's admin password.
     ForgeAdminPassword,
+    /// The API token the set-up made for the forge's admin.
+    ForgeAdminToken,
     /// The user the yard acts as on the forge.
     ForgeBotUser,
+    /// The bot's password on the forge.
+    ForgeBotPassword,
     /// The bot's API token on the forge.
     ForgeBotToken,
+    /// The forge's organisation, with the bot among its owners.
+    ForgeOrg,
     /// The secret the forge signs its webhook deliveries with.
     ForgeWebhookSecret,
     /// The Telegram bot's token.
@@ -38,12 +44,15 @@ pub enum ConfigKey {
 
 impl ConfigKey {
     /// Every key, in the order listings show them.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::ForgeUrl,
         Self::ForgeAdminUser,
         Self::ForgeAdminPassword,
+        Self::ForgeAdminToken,
         Self::ForgeBotUser,
+        Self::ForgeBotPassword,
         Self::ForgeBotToken,
+        Self::ForgeOrg,
         Self::ForgeWebhookSecret,
         Self::TelegramToken,
         Self::ClaudeToken,
@@ -55,8 +64,11 @@ impl ConfigKey {
             Self::ForgeUrl => "forge.url",
             Self::ForgeAdminUser => "forge.admin_user",
             Self::ForgeAdminPassword => "forge.admin_password",
+            Self::ForgeAdminToken => "forge.admin_token",
             Self::ForgeBotUser => "forge.bot_user",
+            Self::ForgeBotPassword => "forge.bot_password",
             Self::ForgeBotToken => "forge.bot_token",
+            Self::ForgeOrg => "forge.org",
             Self::ForgeWebhookSecret => "forge.webhook_secret",
             Self::TelegramToken => "telegram.token",
             Self::ClaudeToken => "claude.token",
@@ -68,7 +80,7 @@ impl ConfigKey {
     pub fn is_secret(self) -> bool {
         !matches!(
             self,
-            Self::ForgeUrl | Self::ForgeAdminUser | Self::ForgeBotUser
+            Self::ForgeUrl | Self::ForgeAdminUser | Self::ForgeBotUser | Self::ForgeOrg
         )
     }
 
@@ -153,6 +165,10 @@ mod tests {
         }
         assert!(ConfigKey::ForgeBotToken.is_secret());
         assert!(!ConfigKey::ForgeUrl.is_secret());
+        for secret in [ConfigKey::ForgeAdminToken, ConfigKey::ForgeBotPassword] {
+            assert!(secret.is_secret(), "{secret}");
+        }
+        assert!(!ConfigKey::ForgeOrg.is_secret());
     }
 
     #[test]

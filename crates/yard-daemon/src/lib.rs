@@ -19,9 +19,9 @@ use yard_services::auth::{AdminToken, AuthError, ensure_admin_token};
 use yard_services::orchestrator::{AgentMode, CacheVolume, ControlAccess};
 use yard_services::repo_roots::RepoRoots;
 use yard_services::{
-    Access, DataDir, Deployer, DeployerConfig, EncryptionKey, EventBus, ForgeWebhooks, Gatekeeper,
-    KeyError, KeySource, Orchestrator, OrchestratorConfig, PlatformStatus, PolicyWatch, Questions,
-    Settings,
+    Access, DataDir, Deployer, DeployerConfig, EncryptionKey, EventBus, Forge, ForgeConfig,
+    ForgeWebhooks, Gatekeeper, KeyError, KeySource, Orchestrator, OrchestratorConfig,
+    PlatformStatus, PolicyWatch, Questions, Settings,
 };
 use yard_store::{Store, StoreError, redact};
 
@@ -96,6 +96,10 @@ pub struct DaemonConfig {
     /// The key secret settings are sealed with (`YARD_CONFIG_KEY`); `None`
     /// uses the data directory's `config-key`, made on first start.
     pub config_key: Option<EncryptionKey>,
+    /// The forge the yard sets up (`GITEA_URL` with `GITEA_ADMIN_TOKEN`,
+    /// or the one `yard aio` runs); `None`: there is none, and `POST
+    /// /api/forge/init` says so.
+    pub forge: Option<ForgeConfig>,
 }
 
 /// Why the yard could not be built or run.
@@ -243,6 +247,7 @@ impl Yard {
             gatekeeper: Gatekeeper::new(store.clone(), Arc::clone(&policy)),
             questions: Questions::new(store.clone(), bus.clone(), config.question_timeout),
             webhooks: ForgeWebhooks::new(store.clone(), settings.clone()),
+            forge: Forge::new(settings.clone(), &config.data_dir, config.forge.clone()),
             config: settings,
             bus,
             platform: config.platform.clone(),

@@ -132,6 +132,7 @@ fn config(data_dir: &DataDir, backend: Backend, image: &str) -> DaemonConfig {
         question_timeout: Duration::from_secs(600),
         platform: None,
         config_key: None,
+        forge: None,
     }
 }
 

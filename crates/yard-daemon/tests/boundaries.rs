@@ -21,7 +21,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("yard-git", &[]),
     (
         "yard-services",
-        &["yard-core", "yard-engine", "yard-git", "yard-store"],
+        &[
+            "yard-core",
+            "yard-engine",
+            "yard-forge",
+            "yard-git",
+            "yard-store",
+        ],
     ),
     // The API boundary: the server and MCP see only the services.
     ("yard-mcp", &["yard-api", "yard-core", "yard-services"]),

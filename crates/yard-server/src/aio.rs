@@ -41,6 +41,7 @@ fn view(report: PlatformReport) -> AioStatus {
             cdp_url: report.browser.cdp_url,
         },
         agent_image: report.agent_image,
+        forge: report.forge,
     }
 }
 

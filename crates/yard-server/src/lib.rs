@@ -14,6 +14,7 @@ mod auth;
 mod config;
 mod error;
 mod extract;
+mod forge;
 mod health;
 mod hook;
 mod host;
@@ -49,8 +50,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use yard_api::ErrorCode;
 use yard_services::{
-    Access, Deployer, EventBus, ForgeWebhooks, Gatekeeper, Orchestrator, PlatformStatus, Questions,
-    Settings,
+    Access, Deployer, EventBus, Forge, ForgeWebhooks, Gatekeeper, Orchestrator, PlatformStatus,
+    Questions, Settings,
 };
 
 pub use error::AppError;
@@ -68,6 +69,8 @@ pub struct Services {
     pub config: Settings,
     /// The forge's webhook (`/webhook/gitea`).
     pub webhooks: ForgeWebhooks,
+    /// The forge's set-up (`/api/forge/init`).
+    pub forge: Forge,
     pub bus: EventBus,
     /// Under `yard aio`, the container's services; `None` otherwise.
     pub platform: Option<Arc<dyn PlatformStatus>>,
@@ -98,6 +101,7 @@ pub struct AppState {
     pub questions: Questions,
     pub config: Settings,
     pub webhooks: ForgeWebhooks,
+    pub forge: Forge,
     pub bus: EventBus,
     pub platform: Option<Arc<dyn PlatformStatus>>,
     pub settings: HttpSettings,
@@ -117,6 +121,7 @@ impl AppState {
             questions: services.questions,
             config: services.config,
             webhooks: services.webhooks,
+            forge: services.forge,
             bus: services.bus,
             platform: services.platform,
             settings,
@@ -146,7 +151,7 @@ impl AppState {
         (name = "health", description = "Liveness, without a token"),
         (name = "aio", description = "The all-in-one container's services"),
         (name = "config", description = "The yard's settings, set by an admin; secrets are stored encrypted and listed only as set or unset"),
-        (name = "forge", description = "The forge's webhook, signed with the shared secret instead of a token"),
+        (name = "forge", description = "The forge: its set-up, run again by an admin, and its webhook, signed with the shared secret instead of a token"),
     )
 )]
 struct ApiDoc;
@@ -227,6 +232,7 @@ fn routers() -> Routes {
         .routes(routes!(aio::status))
         .routes(routes!(config::list))
         .routes(routes!(config::set, config::unset))
+        .routes(routes!(forge::init))
         .split_for_parts();
     let (public, public_doc) = OpenApiRouter::new()
         .routes(routes!(health::health))

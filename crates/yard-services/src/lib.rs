@@ -16,6 +16,7 @@ pub mod bus;
 pub mod datadir;
 pub mod deployer;
 mod follow;
+pub mod forge;
 pub mod hooks;
 mod locks;
 pub mod orchestrator;
@@ -37,6 +38,7 @@ pub use deployer::{
     ConnectionCheck, DeployError, Deployer, DeployerConfig, HealingConfig, NameAvailability,
     RestartPolicy, Route,
 };
+pub use forge::{FirstAdmin, Forge, ForgeAdmin, ForgeConfig, ForgeError, ForgeReport};
 pub use hooks::{Gatekeeper, PolicyWatch};
 pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
 pub use platform::{BrowserInfo, PlatformReport, PlatformService, PlatformStatus};
@@ -46,6 +48,9 @@ pub use webhooks::{Delivery, ForgeWebhooks, Receipt, Verified, WebhookError};
 /// What can go wrong underneath the services, named here so callers need
 /// neither the store nor the engine crate.
 pub use yard_engine::{AgentIo, EngineError, TtySize};
+/// The forge set-up's vocabulary, named here so callers need not depend on
+/// `yard-forge` for it.
+pub use yard_forge::{Secret, SetupOptions};
 pub use yard_store::StoreError;
 
 /// The current time, as the store records it.

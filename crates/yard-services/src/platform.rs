@@ -22,6 +22,9 @@ pub struct PlatformReport {
     /// Where building the agent image on first boot stands (`present`,
     /// `building`, `built`, `failed: ...`), when the yard looked.
     pub agent_image: Option<String>,
+    /// Where the forge's first-boot set-up stands (`ready`, `setting up`,
+    /// `failed: <step>: ...`), when the yard sets a forge up.
+    pub forge: Option<String>,
 }
 
 impl PlatformReport {

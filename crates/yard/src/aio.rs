@@ -8,6 +8,14 @@
 //! the browser stack the built-in configuration and the optional TOML file
 //! describe. On SIGTERM the services stop in reverse start order within a
 //! bound, then the daemon stops as `yard serve` does.
+//!
+//! First boot of the forge: for the forge the container runs (no
+//! `GITEA_URL`), its `app.ini` is written before the supervisor starts it
+//! (`aio_forge.rs`); once the daemon is up, in the background, a forge not
+//! yet set up (no `<data-dir>/forge-ready`) is waited for, given its first
+//! admin with Gitea's CLI and set up by the `Forge` service. An external
+//! forge (`GITEA_URL` with `GITEA_ADMIN_TOKEN`) takes the same steps minus
+//! the first two. `/api/aio` says how it went (`forge: ...`).
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -16,13 +24,20 @@ use std::time::Instant;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use yard_aio::{NOVNC_PORT, Platform, RELAY_PORT, StatusHandle, Supervisor};
+use yard_aio::{FORGE_PORT, NOVNC_PORT, Platform, RELAY_PORT, StatusHandle, Supervisor};
 use yard_api::AioStatus;
-use yard_services::{BrowserInfo, PlatformReport, PlatformService, PlatformStatus};
+use yard_services::{
+    BrowserInfo, ForgeAdmin, ForgeConfig, PlatformReport, PlatformService, PlatformStatus, Secret,
+    SetupOptions,
+};
 
+use crate::aio_forge::{self, GiteaCli};
 use crate::cli::{AioArgs, ClientArgs};
 use crate::commands::{connect, explain, print_json};
-use crate::serve::{self, AgentImageBuild, Extras, Setup};
+use crate::serve::{self, AgentImageBuild, Extras, ForgeBoot, Setup};
+
+/// How long the first boot waits for the forge the container runs.
+const FORGE_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Runs the container until SIGTERM or SIGINT.
 pub(crate) async fn run(args: AioArgs) -> anyhow::Result<ExitCode> {
@@ -45,7 +60,7 @@ pub(crate) async fn run(args: AioArgs) -> anyhow::Result<ExitCode> {
         yard_binary: std::env::current_exe().context("cannot find this yard's own binary")?,
         data_dir: setup.data_dir.path().to_owned(),
         bind: args.bind,
-        forge: args.gitea_url.is_none(),
+        forge: args.serve.gitea_url.is_none(),
         browser: internal_browser,
         env: env.clone(),
     };
@@ -60,20 +75,33 @@ pub(crate) async fn run(args: AioArgs) -> anyhow::Result<ExitCode> {
     platform
         .prepare_directories()
         .context("cannot prepare the services' directories")?;
+    let forge_host = args
+        .browser_host
+        .clone()
+        .unwrap_or_else(|| args.serve.domain.clone());
+    let webhook_url = serve::webhook_url(&args.serve, args.serve.listen.port());
+    let internal_forge = if platform.forge {
+        aio_forge::write_app_ini(&platform, &forge_host, &webhook_url)?;
+        Some(internal_forge(&args, &platform, webhook_url))
+    } else {
+        None
+    };
     let mut supervisor = Supervisor::start(config, &args.log_dir)?;
     tracing::info!(
         services = supervisor.status().len(),
         logs = %args.log_dir.display(),
         browser = %browser.mode,
-        forge = if args.gitea_url.is_some() { "external" } else { "internal" },
+        forge = if platform.forge { "internal" } else { "external" },
         "supervising the container's services"
     );
     let agent_image = Arc::new(Mutex::new(None));
+    let forge = Arc::new(Mutex::new(None));
     let status = Arc::new(ContainerStatus {
         services: supervisor.status_handle(),
         started: Instant::now(),
         browser,
         agent_image: Arc::clone(&agent_image),
+        forge: Arc::clone(&forge),
     });
     // The image ships the agent image's build context; without the
     // engine's socket the build fails, and the status says why.
@@ -93,6 +121,10 @@ pub(crate) async fn run(args: AioArgs) -> anyhow::Result<ExitCode> {
     let extras = Extras {
         platform: Some(status as Arc<dyn PlatformStatus>),
         agent_image,
+        forge: Some(ForgeBoot {
+            internal: internal_forge,
+            progress: forge,
+        }),
     };
     let mut daemon = tokio::spawn(serve::serve(serve_args, extras, stopping.clone()));
     let daemon_ended = tokio::select! {
@@ -165,6 +197,31 @@ fn print_status(status: &AioStatus) {
     if let Some(image) = &status.agent_image {
         println!("agent image: {image}");
     }
+    if let Some(forge) = &status.forge {
+        println!("forge: {forge}");
+    }
+}
+
+/// The forge the container runs: its admin signs in with `ADMIN_PASSWORD`
+/// (or the stored or a generated password), made first with Gitea's CLI.
+fn internal_forge(args: &AioArgs, platform: &Platform, webhook_url: String) -> ForgeConfig {
+    let serve = &args.serve;
+    ForgeConfig {
+        url: format!("http://127.0.0.1:{FORGE_PORT}"),
+        admin: ForgeAdmin::Password {
+            user: serve.admin_user.clone(),
+            password: serve.admin_password.clone().map(Secret::new),
+            first_admin: Some(Arc::new(GiteaCli::of(platform))),
+        },
+        bot_user: serve.bot_user.clone(),
+        org: serve.org_name.clone(),
+        webhook_url,
+        options: SetupOptions {
+            ready_timeout: FORGE_READY_TIMEOUT,
+            ..SetupOptions::default()
+        },
+        log: Some(args.log_dir.join("gitea.log")),
+    }
 }
 
 /// Where the browser is, from the arguments.
@@ -211,6 +268,7 @@ struct ContainerStatus {
     started: Instant,
     browser: BrowserInfo,
     agent_image: Arc<Mutex<Option<String>>>,
+    forge: Arc<Mutex<Option<String>>>,
 }
 
 impl PlatformStatus for ContainerStatus {
@@ -244,6 +302,11 @@ impl PlatformStatus for ContainerStatus {
             browser: self.browser.clone(),
             agent_image: self
                 .agent_image
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            forge: self
+                .forge
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),

@@ -66,6 +66,14 @@ pub(crate) enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// The forge (admin): `yard forge init` sets it up again, finding what
+    /// exists and making only what is missing.
+    Forge {
+        #[command(subcommand)]
+        action: ForgeAction,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Put agents on a task, each in its own container, checkout and branch.
     Spawn(SpawnArgs),
     /// List agents (id, status, branch, age), or prune the ones that ended.
@@ -175,9 +183,6 @@ pub(crate) struct AioArgs {
     /// default; a container sets 0.0.0.0 to publish them (with the token).
     #[arg(long, env = "YARD_AIO_BIND", default_value = "127.0.0.1")]
     pub(crate) bind: IpAddr,
-    /// An external forge; without it the container runs `gitea web`.
-    #[arg(long, env = "GITEA_URL")]
-    pub(crate) gitea_url: Option<String>,
     /// An external browser's DevTools URL; without it the container runs
     /// Xvfb, Chromium, x11vnc and noVNC.
     #[arg(long, env = "CHROME_CDP_URL")]
@@ -305,6 +310,14 @@ pub(crate) enum ConfigAction {
         /// The setting, e.g. forge.bot_token.
         key: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ForgeAction {
+    /// Set the forge up: the bot and its token, the organisation with the
+    /// bot among its owners, the system webhook to this yard. Safe to run
+    /// again; prints what it did, never a secret.
+    Init,
 }
 
 /// A token's role.
@@ -633,6 +646,30 @@ pub(crate) struct ServeArgs {
     /// Where people reach the portal [default: http://<domain>:<listen port>].
     #[arg(long, env = "YARD_PUBLIC_URL")]
     pub(crate) public_url: Option<String>,
+    /// An external forge (Gitea) to set up and work with, e.g.
+    /// https://git.example.com; without it `yard aio` runs its own.
+    #[arg(long, env = "GITEA_URL")]
+    pub(crate) gitea_url: Option<String>,
+    /// A site admin's API token on the external forge (with GITEA_URL).
+    #[arg(long, env = "GITEA_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) gitea_admin_token: Option<String>,
+    /// The site admin of the forge `yard aio` runs.
+    #[arg(long, env = "ADMIN_USER", default_value = "yard-admin")]
+    pub(crate) admin_user: String,
+    /// That admin's password (prefer the variable) [default: the stored
+    /// one, or one generated on first boot and stored encrypted].
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+    pub(crate) admin_password: Option<String>,
+    /// The forge user agents work as.
+    #[arg(long, env = "BOT_USER", default_value = "yard-bot")]
+    pub(crate) bot_user: String,
+    /// The forge organisation the bot owns.
+    #[arg(long, env = "ORG_NAME", default_value = "agentyard")]
+    pub(crate) org_name: String,
+    /// Where the forge reaches this yard: its webhook goes to
+    /// <base>/webhook/gitea [default: the portal's URL].
+    #[arg(long, env = "YARD_WEBHOOK_BASE")]
+    pub(crate) webhook_base: Option<String>,
     /// Mount this yard binary into agents at /usr/local/bin/yard, for agent
     /// images without `yard` (it must suit the image's C library).
     #[arg(long, env = "YARD_LEND_BINARY")]

@@ -1,5 +1,5 @@
 //! The client commands: `check`, `deploy`, `stacks`, `destroy`, `token`,
-//! `config`.
+//! `config`, `forge init`.
 //!
 //! Each is a client of the REST API, prints text for people or JSON with
 //! `--json`, and says what went wrong on stderr.
@@ -15,7 +15,7 @@ use yard_client::{ClientError, Outcome, YardClient};
 use yard_services::DataDir;
 
 use crate::agent_commands;
-use crate::cli::{ClientArgs, Command, ConfigAction, Role, StacksAction, TokenAction};
+use crate::cli::{ClientArgs, Command, ConfigAction, ForgeAction, Role, StacksAction, TokenAction};
 
 /// Runs a client command.
 pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -45,6 +45,10 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Destroy { name, client } => destroy(&name, &client).await,
         Command::Token { action, client } => token_command(&action, &client).await,
         Command::Config { action, client } => config_command(&action, &client).await,
+        Command::Forge {
+            action: ForgeAction::Init,
+            client,
+        } => forge_init(&client).await,
         Command::Spawn(args) => agent_commands::spawn(&args).await,
         Command::Agents { action, client, .. } => {
             agent_commands::agents(action.as_ref(), &client).await
@@ -382,6 +386,36 @@ async fn config_command(action: &ConfigAction, args: &ClientArgs) -> anyhow::Res
                 eprintln!("{} unset", unset.key);
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `yard forge init`: what the set-up did, secrets by name only.
+async fn forge_init(args: &ClientArgs) -> anyhow::Result<ExitCode> {
+    let report = connect(args)?.forge_init().await.map_err(explain)?;
+    if args.json {
+        print_json(&report)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("forge:    {} (Gitea {})", report.forge_url, report.version);
+    println!("admin:    {}", report.admin_user);
+    println!("bot:      {} (an owner of {})", report.bot_user, report.org);
+    println!(
+        "webhook:  {} (system hook {})",
+        report.webhook_url, report.webhook_id
+    );
+    if report.generated.is_empty() {
+        println!("generated: nothing");
+    } else {
+        println!(
+            "generated: {} (kept encrypted in the yard's settings)",
+            report.generated.join(", ")
+        );
+    }
+    if report.stored.is_empty() {
+        println!("stored:   nothing new; everything was in place");
+    } else {
+        println!("stored:   {}", report.stored.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }

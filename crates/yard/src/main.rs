@@ -8,6 +8,7 @@
 
 mod agent_commands;
 mod aio;
+mod aio_forge;
 mod cli;
 mod commands;
 mod doctor;

@@ -24,7 +24,8 @@ use yard_services::agent_images::AgentImages;
 use yard_services::orchestrator::CacheVolume;
 use yard_services::repo_roots::RepoRoots;
 use yard_services::{
-    DataDir, DeployerConfig, EncryptionKey, HealingConfig, PlatformStatus, RestartPolicy,
+    DataDir, DeployerConfig, EncryptionKey, ForgeAdmin, ForgeConfig, HealingConfig, PlatformStatus,
+    RestartPolicy, Secret, SetupOptions,
 };
 
 use crate::cli::{ServeArgs, StackRestart};
@@ -90,6 +91,24 @@ pub(crate) struct Extras {
     pub(crate) platform: Option<Arc<dyn PlatformStatus>>,
     /// Build the agent image on first boot if the engine lacks it.
     pub(crate) agent_image: Option<AgentImageBuild>,
+    /// Set the forge up on first boot (in the background) if it is not.
+    pub(crate) forge: Option<ForgeBoot>,
+}
+
+/// The forge's first boot under `yard aio`, and where to say how it goes
+/// (`setting up`, `ready`, `failed: ...`).
+#[derive(Debug)]
+pub(crate) struct ForgeBoot {
+    /// The forge `yard aio` runs; `None` sets up the external one the
+    /// arguments name (`GITEA_URL` with `GITEA_ADMIN_TOKEN`), if any.
+    pub(crate) internal: Option<ForgeConfig>,
+    pub(crate) progress: Arc<Mutex<Option<String>>>,
+}
+
+impl ForgeBoot {
+    fn report(&self, state: String) {
+        *self.progress.lock().unwrap_or_else(PoisonError::into_inner) = Some(state);
+    }
 }
 
 /// The agent image's build context, and where to say how building it goes
@@ -121,6 +140,9 @@ pub(crate) async fn serve(
     let socket_group = std::fs::metadata(&setup.socket)?.gid();
     let mut config = daemon_config(&args, &setup, addr, Some(socket_group))?;
     config.platform = extras.platform;
+    if let Some(internal) = extras.forge.as_ref().and_then(|boot| boot.internal.clone()) {
+        config.forge = Some(internal);
+    }
     let yard = match Yard::build(config).await {
         Ok(yard) => yard,
         Err(e) => {
@@ -159,6 +181,28 @@ pub(crate) async fn serve(
                     format!("failed: {e}")
                 }
             });
+        });
+    }
+
+    if let Some(boot) = extras.forge
+        && yard.services.forge.is_configured()
+    {
+        // In the background too: the forge may take a while to answer.
+        let forge = yard.services.forge.clone();
+        tokio::spawn(async move {
+            if forge.is_ready() {
+                tracing::info!("the forge was set up before");
+                boot.report("ready".to_owned());
+                return;
+            }
+            boot.report("setting up".to_owned());
+            match forge.init().await {
+                Ok(_) => boot.report("ready".to_owned()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the forge's first boot failed; `yard forge init` tries again");
+                    boot.report(format!("failed: {e}"));
+                }
+            }
         });
     }
 
@@ -277,6 +321,37 @@ pub(crate) fn daemon_config(
             .as_deref()
             .map(EncryptionKey::from_hex)
             .transpose()?,
+        forge: external_forge(args, addr),
+    })
+}
+
+/// The yard's webhook address the forge sends events to:
+/// `<YARD_WEBHOOK_BASE or the portal's URL>/webhook/gitea`.
+pub(crate) fn webhook_url(args: &ServeArgs, port: u16) -> String {
+    let base = args
+        .webhook_base
+        .clone()
+        .or_else(|| args.public_url.clone())
+        .unwrap_or_else(|| format!("http://{}:{port}", args.domain.trim_matches('.')));
+    format!("{}/webhook/gitea", base.trim_end_matches('/'))
+}
+
+/// The external forge (`GITEA_URL` with `GITEA_ADMIN_TOKEN`), if the
+/// arguments name one.
+fn external_forge(args: &ServeArgs, addr: std::net::SocketAddr) -> Option<ForgeConfig> {
+    let url = args.gitea_url.clone()?;
+    let Some(token) = args.gitea_admin_token.clone().filter(|t| !t.is_empty()) else {
+        tracing::warn!(forge = %url, "GITEA_URL is set without GITEA_ADMIN_TOKEN: the yard cannot set the forge up");
+        return None;
+    };
+    Some(ForgeConfig {
+        url,
+        admin: ForgeAdmin::Token(Secret::new(token)),
+        bot_user: args.bot_user.clone(),
+        org: args.org_name.clone(),
+        webhook_url: webhook_url(args, addr.port()),
+        options: SetupOptions::default(),
+        log: None,
     })
 }
 

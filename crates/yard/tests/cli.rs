@@ -619,3 +619,56 @@ async fn yards_sharing_a_database_open_its_secrets_only_with_the_same_config_key
         "{said}"
     );
 }
+
+// Multi-threaded: the fake forge answers while the test waits on the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forge_init_sets_an_external_forge_up_again_and_prints_no_secret() {
+    ensure_stack_images().await;
+    let fake = yard_testkit::GiteaFake::start("forge-admin", "forge-admin-password").await;
+    let daemon = Daemon::start(
+        YARD.as_ref(),
+        DaemonSetup {
+            stack_image: Some(WEB_IMAGE.to_owned()),
+            env: vec![
+                ("GITEA_URL".to_owned(), fake.url()),
+                ("GITEA_ADMIN_TOKEN".to_owned(), fake.admin_token()),
+            ],
+            ..DaemonSetup::default()
+        },
+    );
+    let first = daemon.cli(&["forge", "init"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let printed = stdout(&first);
+    for line in [
+        "bot:      yard-bot (an owner of agentyard)",
+        "generated: bot password, webhook secret",
+    ] {
+        assert!(printed.contains(line), "{line} in:\n{printed}");
+    }
+    assert!(printed.contains("/webhook/gitea"), "{printed}");
+    assert!(daemon.data_dir().join("forge-ready").exists());
+
+    let again = daemon.cli(&["forge", "init"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stdout(&again).contains("nothing new"), "{}", stdout(&again));
+    assert_eq!(fake.hooks().len(), 1);
+    assert_eq!(fake.calls("userCreateToken"), 1);
+
+    let hook_secret = fake.hooks()[0].secret.clone();
+    let bot = fake.user("yard-bot").unwrap();
+    let bot_token = fake.tokens("yard-bot")[0].sha1.clone();
+    let everything = format!(
+        "{printed}{}{}{}{}",
+        stderr(&first),
+        stdout(&again),
+        stderr(&again),
+        daemon.log()
+    );
+    for secret in [hook_secret, bot.password, bot_token, fake.admin_token()] {
+        assert!(
+            !everything.contains(&secret),
+            "a secret is printed or logged"
+        );
+    }
+    fake.assert_no_violations();
+}

@@ -18,7 +18,10 @@ use yard_server::{ConnectionLimits, HttpSettings};
 use yard_services::agent_images::AgentImages;
 use yard_services::orchestrator::CacheVolume;
 use yard_services::repo_roots::RepoRoots;
-use yard_services::{DataDir, DeployerConfig, HealingConfig, RestartPolicy};
+use yard_services::{
+    DataDir, DeployerConfig, ForgeAdmin, ForgeConfig, HealingConfig, RestartPolicy, Secret,
+    SetupOptions,
+};
 use yard_store::Store;
 use yard_testkit::{DockerSweep, TEST_LABEL, WEB_IMAGE};
 
@@ -49,6 +52,9 @@ pub(crate) struct Options {
     pub(crate) stack_volume: bool,
     /// `YARD_QUESTION_TIMEOUT`.
     pub(crate) question_timeout: Duration,
+    /// An external forge: `GITEA_URL` and `GITEA_ADMIN_TOKEN` (bot
+    /// `yard-bot`, organisation `agentyard`, quick retries).
+    pub(crate) forge: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -75,6 +81,7 @@ impl Default for Options {
             backend: BackendKind::Docker,
             stack_volume: true,
             question_timeout: Duration::from_secs(600),
+            forge: None,
         }
     }
 }
@@ -91,6 +98,8 @@ pub(crate) struct TestYard {
     pub(crate) checkouts: std::path::PathBuf,
     /// The repository root users may spawn in.
     pub(crate) repos: PathBuf,
+    /// The data directory.
+    pub(crate) data_dir: PathBuf,
     shutdown: CancellationToken,
     server: tokio::task::JoinHandle<()>,
     // Dropped after the server stops, so nothing outlives the test.
@@ -193,6 +202,21 @@ impl TestYard {
             question_timeout: options.question_timeout,
             platform: None,
             config_key: None,
+            forge: options.forge.map(|(url, admin_token)| ForgeConfig {
+                url,
+                admin: ForgeAdmin::Token(Secret::new(admin_token)),
+                bot_user: "yard-bot".to_owned(),
+                org: "agentyard".to_owned(),
+                webhook_url: format!("http://127.0.0.1:{port}/webhook/gitea"),
+                options: SetupOptions {
+                    ready_timeout: Duration::from_secs(5),
+                    tries: 3,
+                    first_backoff: Duration::from_millis(1),
+                    max_backoff: Duration::from_millis(4),
+                    request_timeout: Duration::from_secs(10),
+                },
+                log: None,
+            }),
         };
         let yard = Yard::build(config).await.unwrap();
         let token = data_dir.read_admin_token().unwrap().unwrap();
@@ -211,6 +235,7 @@ impl TestYard {
             socket,
             checkouts,
             repos,
+            data_dir: dir.path().to_owned(),
             shutdown,
             server,
             sweep,
