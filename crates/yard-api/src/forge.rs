@@ -15,6 +15,42 @@ pub struct GiteaPayload {
     pub action: Option<String>,
     #[serde(default)]
     pub repository: Option<GiteaRepository>,
+    /// The issue an `issues` or `issue_comment` event is about.
+    #[serde(default)]
+    pub issue: Option<GiteaIssue>,
+    /// Who was assigned, in an `assigned` event.
+    #[serde(default)]
+    pub assignee: Option<GiteaUser>,
+}
+
+/// What the yard reads of an issue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct GiteaIssue {
+    #[serde(default)]
+    pub number: i64,
+    #[serde(default)]
+    pub title: String,
+    /// Gitea sends `""` for an issue with no description; `null` reads as
+    /// empty too.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub body: String,
+    #[serde(default, deserialize_with = "null_as_empty_list")]
+    pub assignees: Vec<GiteaUser>,
+}
+
+/// A user, by login.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct GiteaUser {
+    #[serde(default)]
+    pub login: String,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+fn null_as_empty_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<GiteaUser>, D::Error> {
+    Ok(Option::<Vec<GiteaUser>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The repository an event is about.
@@ -61,6 +97,17 @@ mod tests {
         let push: GiteaPayload = serde_json::from_str(r#"{"ref":"refs/heads/main"}"#).unwrap();
         assert_eq!(push, GiteaPayload::default());
         assert!(serde_json::from_str::<GiteaPayload>("[1]").is_err());
+        let assigned: GiteaPayload = serde_json::from_str(
+            r#"{"action":"assigned","issue":{"number":7,"title":"Fix it","body":null,"assignees":[{"login":"a"},{"login":"yard-bot"}]},"assignee":{"login":"yard-bot"}}"#,
+        )
+        .unwrap();
+        let issue = assigned.issue.unwrap();
+        assert_eq!(
+            (issue.number, issue.title.as_str(), issue.body.as_str()),
+            (7, "Fix it", "")
+        );
+        assert_eq!(issue.assignees.len(), 2);
+        assert_eq!(assigned.assignee.unwrap().login, "yard-bot");
         assert_eq!(
             serde_json::to_string(&WebhookReceipt {
                 status: WebhookStatus::Duplicate

@@ -26,7 +26,10 @@ pub use auth::{
     TokenRoleView, TokenView,
 };
 pub use config::{ConfigEntryView, ConfigList, SetConfigRequest};
-pub use forge::{ForgeInitReport, GiteaPayload, GiteaRepository, WebhookReceipt, WebhookStatus};
+pub use forge::{
+    ForgeInitReport, GiteaIssue, GiteaPayload, GiteaRepository, GiteaUser, WebhookReceipt,
+    WebhookStatus,
+};
 pub use hooks::{
     ASK_USER_QUESTION, HookInput, HookOrigin, HookPending, HookQuestion, HookWait, hook_output,
     hook_reply,

@@ -20,7 +20,7 @@ use yard_services::orchestrator::{AgentMode, CacheVolume, ControlAccess};
 use yard_services::repo_roots::RepoRoots;
 use yard_services::{
     Access, DataDir, Deployer, DeployerConfig, EncryptionKey, EventBus, Forge, ForgeConfig,
-    ForgeWebhooks, Gatekeeper, KeyError, KeySource, Orchestrator, OrchestratorConfig,
+    ForgeWebhooks, Gatekeeper, IssueRule, KeyError, KeySource, Orchestrator, OrchestratorConfig,
     PlatformStatus, PolicyWatch, Questions, Settings,
 };
 use yard_store::{Store, StoreError, redact};
@@ -243,10 +243,19 @@ impl Yard {
         let services = Services {
             access: Access::new(store.clone()),
             deployer,
-            orchestrator,
+            orchestrator: orchestrator.clone(),
             gatekeeper: Gatekeeper::new(store.clone(), Arc::clone(&policy)),
             questions: Questions::new(store.clone(), bus.clone(), config.question_timeout),
-            webhooks: ForgeWebhooks::new(store.clone(), settings.clone()),
+            webhooks: ForgeWebhooks::new(store.clone(), settings.clone()).with_issue_rule(
+                IssueRule::new(
+                    store.clone(),
+                    settings.clone(),
+                    orchestrator,
+                    bus.clone(),
+                    config.data_dir.clone(),
+                    config.http.portal_url.clone(),
+                ),
+            ),
             forge: Forge::new(settings.clone(), &config.data_dir, config.forge.clone()),
             config: settings,
             bus,

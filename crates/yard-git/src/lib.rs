@@ -89,6 +89,27 @@ pub struct Repo {
     owner: RunAs,
 }
 
+/// A user and password (or token) for a remote over HTTP. Its `Debug`
+/// leaves the password out.
+#[derive(Clone)]
+pub struct HttpAuth {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for HttpAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpAuth")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A credential helper answering from `YARD_GIT_USERNAME` and
+/// `YARD_GIT_PASSWORD`, set on the one git process that needs them.
+const CREDENTIAL_HELPER: &str = "credential.helper=!f() { test \"$1\" = get || exit 0; printf 'username=%s\\npassword=%s\\n' \"$YARD_GIT_USERNAME\" \"$YARD_GIT_PASSWORD\"; }; f";
+
 /// The user a git process runs as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RunAs {
@@ -501,6 +522,96 @@ impl Repo {
                 Ok(MergeOutcome::Conflicts { into, files })
             }
         }
+    }
+
+    /// Makes (or opens) a bare repository at `path` owned by the yard, to
+    /// fetch a remote into. A directory this made is removed again if
+    /// making it failed.
+    pub async fn init_bare(path: &Path) -> Result<Self, GitError> {
+        if !tokio::fs::try_exists(path).await.unwrap_or(false) {
+            tokio::fs::create_dir_all(path).await?;
+            if let Err(e) = git(path, ["init", "--bare", "--quiet"]).await {
+                let _ = tokio::fs::remove_dir_all(path).await;
+                return Err(e);
+            }
+        }
+        Self::open(path).await
+    }
+
+    /// Fetches `branch` from the remote at `url` into the branch of the
+    /// same name here (replacing what it held), with `auth`; the fetched
+    /// commit. Nothing about the remote is written to the repository: its
+    /// address is given each time and the credential only to this git.
+    pub async fn fetch_from(
+        &self,
+        url: &str,
+        auth: &HttpAuth,
+        branch: &str,
+    ) -> Result<String, GitError> {
+        let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
+        self.remote(
+            url,
+            auth,
+            &["fetch", "--quiet", "--no-tags", "--end-of-options"],
+            &refspec,
+        )
+        .await?;
+        self.resolve_commit(&format!("refs/heads/{branch}")).await
+    }
+
+    /// Pushes branch `branch` here to branch `to` at the remote at `url`,
+    /// with `auth`, replacing what it held there.
+    pub async fn push_to(
+        &self,
+        url: &str,
+        auth: &HttpAuth,
+        branch: &str,
+        to: &str,
+    ) -> Result<(), GitError> {
+        let refspec = format!("+refs/heads/{branch}:refs/heads/{to}");
+        self.remote(url, auth, &["push", "--quiet", "--porcelain"], &refspec)
+            .await
+    }
+
+    /// `git <args> <url> <refspec>` with `auth` handed to git by a
+    /// credential helper that reads it from this process's environment:
+    /// never in an argument, the repository's configuration or the URL.
+    async fn remote(
+        &self,
+        url: &str,
+        auth: &HttpAuth,
+        args: &[&str],
+        refspec: &str,
+    ) -> Result<(), GitError> {
+        let mut all: Vec<std::ffi::OsString> = os_args(&[
+            "-c",
+            "credential.helper=",
+            "-c",
+            CREDENTIAL_HELPER,
+            "-c",
+            "credential.interactive=false",
+        ]);
+        all.extend(os_args(args));
+        all.push(url.into());
+        all.push(refspec.into());
+        let output = self
+            .owner
+            .command(&self.path)
+            .args(&all)
+            .env("YARD_GIT_USERNAME", &auth.user)
+            .env("YARD_GIT_PASSWORD", &auth.password)
+            .env_remove("GIT_ASKPASS")
+            .env_remove("SSH_ASKPASS")
+            .output()
+            .await?;
+        if !output.status.success() {
+            // The arguments hold no secret; what git says is cleaned of the
+            // password all the same.
+            let stderr = String::from_utf8_lossy(&output.stderr).replace(&auth.password, "***");
+            let shown: Vec<std::ffi::OsString> = all.into_iter().skip(6).collect();
+            return Err(failed(&shown, stderr.as_bytes()));
+        }
+        Ok(())
     }
 
     /// Deletes `branch` here, if it exists.

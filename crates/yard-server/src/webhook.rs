@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use yard_api::{ApiError, ErrorCode, GiteaPayload, WebhookReceipt, WebhookStatus};
-use yard_services::{Delivery, Receipt};
+use yard_services::{Delivery, IssueFacts, Receipt};
 
 use crate::AppState;
 use crate::error::AppError;
@@ -76,11 +76,23 @@ pub(crate) async fn gitea(
             format!("the body is not the forge's JSON event: {e}"),
         )
     })?;
+    let assignee = payload.assignee.map(|a| a.login);
+    let issue = payload.issue.map(|issue| IssueFacts {
+        number: issue.number,
+        title: issue.title,
+        body: issue.body,
+        assignees: assignee
+            .into_iter()
+            .chain(issue.assignees.into_iter().map(|a| a.login))
+            .filter(|login| !login.is_empty())
+            .collect(),
+    });
     let delivery = Delivery {
         id: required(&headers, DELIVERY)?.to_owned(),
         event: required(&headers, EVENT)?.to_owned(),
         action: payload.action,
         repository: payload.repository.and_then(|r| r.full_name),
+        issue,
     };
     let status = match state.webhooks.receive(verified, delivery).await? {
         Receipt::Accepted => WebhookStatus::Accepted,

@@ -18,6 +18,7 @@ pub mod deployer;
 mod follow;
 pub mod forge;
 pub mod hooks;
+pub mod issue_rule;
 mod locks;
 pub mod orchestrator;
 pub mod platform;
@@ -40,6 +41,7 @@ pub use deployer::{
 };
 pub use forge::{FirstAdmin, Forge, ForgeAdmin, ForgeConfig, ForgeError, ForgeReport};
 pub use hooks::{Gatekeeper, PolicyWatch};
+pub use issue_rule::{IssueFacts, IssueRule, RuleError};
 pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
 pub use platform::{BrowserInfo, PlatformReport, PlatformService, PlatformStatus};
 pub use questions::{ClientId, NewQuestion, Questions, QuestionsError};

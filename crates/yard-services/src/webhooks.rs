@@ -17,6 +17,7 @@ use ring::hmac;
 use yard_core::{ConfigKey, DeliveryOutcome, ForgeEventKind};
 use yard_store::{Store, StoreError};
 
+use crate::issue_rule::{IssueFacts, IssueRule};
 use crate::now;
 use crate::settings::{Settings, SettingsError};
 
@@ -69,6 +70,8 @@ pub struct Delivery {
     pub action: Option<String>,
     /// The repository's full name (`owner/repo`), when the event names one.
     pub repository: Option<String>,
+    /// The issue, when the event is about one.
+    pub issue: Option<IssueFacts>,
 }
 
 /// An event the yard acts on, from a delivery seen for the first time.
@@ -78,6 +81,7 @@ pub struct ForgeEvent {
     pub kind: ForgeEventKind,
     pub action: Option<String>,
     pub repository: Option<String>,
+    pub issue: Option<IssueFacts>,
 }
 
 /// What became of a signed delivery.
@@ -96,13 +100,25 @@ pub enum Receipt {
 pub struct ForgeWebhooks {
     store: Store,
     settings: Settings,
+    /// An issue assigned to the bot puts an agent on it.
+    issue_rule: Option<IssueRule>,
 }
 
 impl ForgeWebhooks {
     /// Deliveries recorded in `store`, checked against the secret in
     /// `settings`.
     pub fn new(store: Store, settings: Settings) -> Self {
-        Self { store, settings }
+        Self {
+            store,
+            settings,
+            issue_rule: None,
+        }
+    }
+
+    /// Acts on issues assigned to the bot with `rule`.
+    pub fn with_issue_rule(mut self, rule: IssueRule) -> Self {
+        self.issue_rule = Some(rule);
+        self
     }
 
     /// Checks that `signature` (hex) is the HMAC-SHA256 of `body` with the
@@ -157,12 +173,14 @@ impl ForgeWebhooks {
             kind,
             action: delivery.action,
             repository: delivery.repository,
+            issue: delivery.issue,
         });
         Ok(Receipt::Accepted)
     }
 
-    /// The one place a new event is acted on: where the rules go. Until
-    /// there are rules, the event is only logged.
+    /// The one place a new event is acted on: where the rules go. Every
+    /// event is logged; an issue assigned (to the bot, the rule checks)
+    /// goes to the issue rule, which works in the background.
     fn act(&self, event: ForgeEvent) {
         tracing::info!(
             delivery = %event.delivery,
@@ -171,6 +189,21 @@ impl ForgeWebhooks {
             repository = event.repository.as_deref().unwrap_or(""),
             "forge event received"
         );
+        if let (
+            ForgeEventKind::Issues,
+            Some("assigned"),
+            Some(rule),
+            Some(repository),
+            Some(issue),
+        ) = (
+            event.kind,
+            event.action.as_deref(),
+            &self.issue_rule,
+            event.repository.as_deref(),
+            event.issue,
+        ) {
+            rule.assigned(repository, issue);
+        }
     }
 }
 

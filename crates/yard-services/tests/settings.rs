@@ -240,6 +240,7 @@ fn delivery(id: &str, event: &str) -> Delivery {
         event: event.to_owned(),
         action: Some("opened".to_owned()),
         repository: Some("team/app".to_owned()),
+        issue: None,
     }
 }
 
