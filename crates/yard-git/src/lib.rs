@@ -525,12 +525,14 @@ impl Repo {
     }
 
     /// Makes (or opens) a bare repository at `path` owned by the yard, to
-    /// fetch a remote into. A directory this made is removed again if
-    /// making it failed.
-    pub async fn init_bare(path: &Path) -> Result<Self, GitError> {
+    /// fetch a remote into, its `HEAD` naming `default_branch` (as the
+    /// remote's does), so that `yard spawn` on it needs no `--base`. A
+    /// directory this made is removed again if making it failed.
+    pub async fn init_bare(path: &Path, default_branch: &str) -> Result<Self, GitError> {
         if !tokio::fs::try_exists(path).await.unwrap_or(false) {
             tokio::fs::create_dir_all(path).await?;
-            if let Err(e) = git(path, ["init", "--bare", "--quiet"]).await {
+            let initial = format!("--initial-branch={default_branch}");
+            if let Err(e) = git(path, ["init", "--bare", "--quiet", initial.as_str()]).await {
                 let _ = tokio::fs::remove_dir_all(path).await;
                 return Err(e);
             }

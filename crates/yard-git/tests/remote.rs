@@ -21,17 +21,20 @@ async fn a_bare_copy_fetches_a_branch_and_pushes_one_back_under_another_name() {
 
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("owner/app");
-    let repo = Repo::init_bare(&local).await.unwrap();
+    let repo = Repo::init_bare(&local, "main").await.unwrap();
     assert_eq!(
         repo.fetch_from(&url, &auth, "main").await.unwrap(),
         head.trim()
     );
     // A second time opens what is there and fetches again.
-    let repo = Repo::init_bare(&local).await.unwrap();
+    let repo = Repo::init_bare(&local, "main").await.unwrap();
     assert_eq!(
         repo.fetch_from(&url, &auth, "main").await.unwrap(),
         head.trim()
     );
+    // HEAD names the remote's default branch, so a spawn needs no base.
+    let head_ref = std::fs::read_to_string(local.join("HEAD")).unwrap();
+    assert_eq!(head_ref.trim(), "ref: refs/heads/main");
     let config = std::fs::read_to_string(local.join("config")).unwrap();
     assert!(
         !config.contains("s3cret") && !config.contains("url"),

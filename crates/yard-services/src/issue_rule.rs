@@ -341,7 +341,7 @@ impl IssueRule {
                 source,
             })?;
         let fetched = async {
-            let local = Repo::init_bare(&path).await?;
+            let local = Repo::init_bare(&path, branch).await?;
             local.fetch_from(url, auth, branch).await?;
             Ok::<(), GitError>(())
         }
