@@ -105,6 +105,18 @@ async fn wait_for<T>(what: &str, within: Duration, mut check: impl AsyncFnMut() 
     }
 }
 
+/// A GET with a bearer token, its JSON answer; `None` while it cannot be had.
+async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Option<Value> {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
 /// Serves one page with a title, for the browser to open.
 async fn serve_page() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -262,13 +274,7 @@ async fn the_browser_stack_comes_up_in_order_is_driven_through_the_relay_and_sto
     // order, and their processes started in that order.
     let refused = http.get(format!("{yard}/api/aio")).send().await.unwrap();
     assert_eq!(refused.status(), 401);
-    let status: Value = http
-        .get(format!("{yard}/api/aio"))
-        .bearer_auth(admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let status = get_json(&http, &format!("{yard}/api/aio"), admin)
         .await
         .unwrap();
     let names: Vec<&str> = status["services"]
@@ -321,13 +327,7 @@ async fn the_browser_stack_comes_up_in_order_is_driven_through_the_relay_and_sto
         }
         assert_eq!(request.send().await.unwrap().status(), 401);
     }
-    let version: Value = http
-        .get(format!("{relay}/json/version"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let version = get_json(&http, &format!("{relay}/json/version"), TOKEN)
         .await
         .unwrap();
     let browser_ws = version["webSocketDebuggerUrl"].as_str().unwrap();
@@ -387,15 +387,7 @@ async fn the_browser_stack_comes_up_in_order_is_driven_through_the_relay_and_sto
         .status()
         .unwrap();
     let restarted = wait_for("Chromium back", Duration::from_secs(30), async || {
-        let status: Value = http
-            .get(format!("{yard}/api/aio"))
-            .bearer_auth(admin)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let status = get_json(&http, &format!("{yard}/api/aio"), admin).await?;
         let chromium = status["services"]
             .as_array()?
             .iter()
@@ -413,15 +405,7 @@ async fn the_browser_stack_comes_up_in_order_is_driven_through_the_relay_and_sto
         "the agent image built",
         Duration::from_secs(60),
         async || {
-            let status: Value = http
-                .get(format!("{yard}/api/aio"))
-                .bearer_auth(admin)
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let status = get_json(&http, &format!("{yard}/api/aio"), admin).await?;
             let state = status["agentImage"].as_str()?.to_owned();
             assert!(!state.starts_with("failed"), "{state}");
             (state == "built").then_some(())
