@@ -45,6 +45,13 @@ pub struct AioServiceView {
     pub detail: Option<String>,
 }
 
+impl AioServiceView {
+    /// Running and past its ready check: what `/health` counts as up.
+    pub fn is_up(&self) -> bool {
+        self.state == "running" && self.ready
+    }
+}
+
 /// Where agents and people find the browser.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

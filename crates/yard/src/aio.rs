@@ -25,7 +25,7 @@ use std::time::Instant;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use yard_aio::{FORGE_PORT, NOVNC_PORT, Platform, RELAY_PORT, StatusHandle, Supervisor};
-use yard_api::AioStatus;
+use yard_api::{AioServiceView, AioStatus};
 use yard_services::{
     BrowserInfo, ForgeAdmin, ForgeConfig, PlatformReport, PlatformService, PlatformStatus, Secret,
     SetupOptions,
@@ -150,10 +150,7 @@ pub(crate) async fn status(client: &ClientArgs) -> anyhow::Result<ExitCode> {
     } else {
         print_status(&status);
     }
-    let all_up = status
-        .services
-        .iter()
-        .all(|service| service.state == "running" && service.ready);
+    let all_up = status.services.iter().all(AioServiceView::is_up);
     Ok(if all_up {
         ExitCode::SUCCESS
     } else {
