@@ -21,6 +21,23 @@ pub struct GiteaPayload {
     /// Who was assigned, in an `assigned` event.
     #[serde(default)]
     pub assignee: Option<GiteaUser>,
+    /// The comment an `issue_comment` event is about.
+    #[serde(default)]
+    pub comment: Option<GiteaComment>,
+    /// Whether an `issue_comment` event's issue is a pull request.
+    #[serde(default)]
+    pub is_pull: bool,
+}
+
+/// What the yard reads of a comment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct GiteaComment {
+    #[serde(default)]
+    pub id: i64,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub body: String,
+    #[serde(default)]
+    pub user: Option<GiteaUser>,
 }
 
 /// What the yard reads of an issue.

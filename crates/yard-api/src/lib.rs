@@ -27,8 +27,8 @@ pub use auth::{
 };
 pub use config::{ConfigEntryView, ConfigList, SetConfigRequest};
 pub use forge::{
-    ForgeInitReport, GiteaIssue, GiteaPayload, GiteaRepository, GiteaUser, WebhookReceipt,
-    WebhookStatus,
+    ForgeInitReport, GiteaComment, GiteaIssue, GiteaPayload, GiteaRepository, GiteaUser,
+    WebhookReceipt, WebhookStatus,
 };
 pub use hooks::{
     ASK_USER_QUESTION, HookInput, HookOrigin, HookPending, HookQuestion, HookWait, hook_output,

@@ -30,7 +30,7 @@ pub use config::{ConfigKey, ConfigRecord, ConfigValueError, UnknownConfigKey};
 pub use credentials::{SessionRecord, TokenRecord};
 pub use deployment::{Deployment, DeploymentId, DeploymentStatus, Timestamp, TransitionError};
 pub use endpoint::{Endpoint, Scheme};
-pub use forge::{DeliveryOutcome, ForgeEventKind};
+pub use forge::{DeliveryOutcome, ForgeEventKind, IssueGuidance, IssueWork};
 pub use health::{HealthReport, StackHealth};
 pub use hook::HookEvent;
 pub use image::{ImageRef, ImageRefError};

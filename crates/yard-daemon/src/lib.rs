@@ -20,8 +20,8 @@ use yard_services::orchestrator::{AgentMode, CacheVolume, ControlAccess};
 use yard_services::repo_roots::RepoRoots;
 use yard_services::{
     Access, DataDir, Deployer, DeployerConfig, EncryptionKey, EventBus, Forge, ForgeConfig,
-    ForgeWebhooks, Gatekeeper, IssueRule, KeyError, KeySource, Orchestrator, OrchestratorConfig,
-    PlatformStatus, PolicyWatch, Questions, Settings,
+    ForgeWebhooks, Gatekeeper, IssueRule, IssueRuleParts, KeyError, KeySource, Orchestrator,
+    OrchestratorConfig, PlatformStatus, PolicyWatch, Questions, Settings,
 };
 use yard_store::{Store, StoreError, redact};
 
@@ -132,6 +132,8 @@ pub struct Yard {
     pub services: Services,
     pub instance: String,
     policy: Arc<PolicyWatch>,
+    /// Finishes, after a restart, the work on issues an earlier run took.
+    issue_rule: IssueRule,
     config: DaemonConfig,
 }
 
@@ -240,22 +242,25 @@ impl Yard {
             },
         );
         let settings = Settings::new(store.clone(), config_key);
+        let questions = Questions::new(store.clone(), bus.clone(), config.question_timeout);
+        let issue_rule = IssueRule::new(IssueRuleParts {
+            store: store.clone(),
+            settings: settings.clone(),
+            orchestrator: orchestrator.clone(),
+            questions: questions.clone(),
+            bus: bus.clone(),
+            data_dir: config.data_dir.clone(),
+            portal_url: config.http.portal_url.clone(),
+            instance: instance.clone(),
+        });
         let services = Services {
             access: Access::new(store.clone()),
             deployer,
             orchestrator: orchestrator.clone(),
             gatekeeper: Gatekeeper::new(store.clone(), Arc::clone(&policy)),
-            questions: Questions::new(store.clone(), bus.clone(), config.question_timeout),
-            webhooks: ForgeWebhooks::new(store.clone(), settings.clone()).with_issue_rule(
-                IssueRule::new(
-                    store.clone(),
-                    settings.clone(),
-                    orchestrator,
-                    bus.clone(),
-                    config.data_dir.clone(),
-                    config.http.portal_url.clone(),
-                ),
-            ),
+            questions,
+            webhooks: ForgeWebhooks::new(store.clone(), settings.clone())
+                .with_issue_rule(issue_rule.clone()),
             forge: Forge::new(settings.clone(), &config.data_dir, config.forge.clone()),
             config: settings,
             bus,
@@ -267,12 +272,14 @@ impl Yard {
             services,
             instance,
             policy,
+            issue_rule,
             config,
         })
     }
 
     /// Finishes or undoes what a crash left: agents of an earlier run are
-    /// removed, orphaned resources swept, unfinished deployments resumed.
+    /// removed, orphaned resources swept, unfinished deployments resumed,
+    /// and the issues those agents worked on told how they ended.
     /// Failures are logged, not fatal: the periodic sweep tries again.
     pub async fn converge(&self) {
         let Services {
@@ -284,6 +291,15 @@ impl Yard {
             Ok(0) => {}
             Ok(count) => tracing::warn!(count, "removed agent containers left by an earlier run"),
             Err(e) => tracing::warn!(error = %e, "cannot remove agents left by an earlier run"),
+        }
+        // After the reap: the earlier run's agents are settled, so each
+        // issue's work goes straight to its pull request or report.
+        match self.issue_rule.resume().await {
+            Ok(0) => {}
+            Ok(count) => tracing::info!(count, "finishing the work on issues an earlier run took"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot finish the work on issues an earlier run took")
+            }
         }
         match deployer.sweep_orphans().await {
             Ok(removed) if !removed.is_empty() => {

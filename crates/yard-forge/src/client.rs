@@ -1,6 +1,6 @@
 //! The few calls the forge's rules make as the bot: a repository (its
-//! default branch, and whether the bot may read it), a comment on an
-//! issue, a pull request. Credentials go in the `Authorization` header
+//! default branch, and whether the bot may read it), what a user may do in
+//! it, a comment on an issue, a pull request. Credentials go in the `Authorization` header
 //! only; an error says what was asked and what the forge answered, never
 //! the token.
 
@@ -45,6 +45,35 @@ pub struct RepoInfo {
     pub default_branch: String,
     /// Where git reaches it over HTTP(S).
     pub clone_url: String,
+}
+
+/// What a user may do in a repository, as the forge grades it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Permission {
+    None,
+    Read,
+    Write,
+    Admin,
+    Owner,
+}
+
+impl Permission {
+    /// The forge's name for it; `None` for a name it does not document.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "none" => Self::None,
+            "read" => Self::Read,
+            "write" => Self::Write,
+            "admin" => Self::Admin,
+            "owner" => Self::Owner,
+            _ => return None,
+        })
+    }
+
+    /// Whether it lets the user push to the repository.
+    pub fn can_write(self) -> bool {
+        self >= Self::Write
+    }
 }
 
 /// A pull request the forge opened.
@@ -147,6 +176,35 @@ impl ForgeClient {
         )
         .await?;
         Ok(())
+    }
+
+    /// `GET /repos/{owner}/{repo}/collaborators/{user}/permission`: what
+    /// `user` may do in the repository. The forge answers only a site
+    /// admin, a repository admin, or the user asking about themselves.
+    pub async fn permission(
+        &self,
+        owner: &str,
+        repo: &str,
+        user: &str,
+    ) -> Result<Permission, ClientError> {
+        let what = format!("read {user}'s permission in {owner}/{repo}");
+        let answer = self
+            .call(
+                what.clone(),
+                Method::GET,
+                &["repos", owner, repo, "collaborators", user, "permission"],
+                None,
+                StatusCode::OK,
+            )
+            .await?;
+        answer
+            .get("permission")
+            .and_then(Value::as_str)
+            .and_then(Permission::from_name)
+            .ok_or(ClientError::Incomplete {
+                what,
+                field: "permission",
+            })
     }
 
     /// `POST /repos/{owner}/{repo}/pulls`: `head` into `base`.

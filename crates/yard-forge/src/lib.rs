@@ -51,7 +51,7 @@ pub use app_ini::{
     AppIni, Database, FileOwner, IniError, IniSecrets, Postgres, SslMode, allowed_webhook_host,
     load_ini_secrets, render_app_ini, write_app_ini,
 };
-pub use client::{ClientError, ForgeClient, PullInfo, RepoInfo};
+pub use client::{ClientError, ForgeClient, Permission, PullInfo, RepoInfo};
 pub use error::{SetupError, SetupFailed, Step, StepFailure};
 pub use secret::{Secret, generate_hex_secret, generate_password};
 pub use setup::{

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use yard_api::{ApiError, ErrorCode, GiteaPayload, WebhookReceipt, WebhookStatus};
-use yard_services::{Delivery, IssueFacts, Receipt};
+use yard_services::{CommentFacts, Delivery, IssueFacts, Receipt};
 
 use crate::AppState;
 use crate::error::AppError;
@@ -93,6 +93,12 @@ pub(crate) async fn gitea(
         action: payload.action,
         repository: payload.repository.and_then(|r| r.full_name),
         issue,
+        comment: payload.comment.map(|comment| CommentFacts {
+            id: comment.id,
+            author: comment.user.map(|u| u.login).unwrap_or_default(),
+            body: comment.body,
+        }),
+        is_pull: payload.is_pull,
     };
     let status = match state.webhooks.receive(verified, delivery).await? {
         Receipt::Accepted => WebhookStatus::Accepted,

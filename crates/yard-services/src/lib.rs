@@ -41,7 +41,7 @@ pub use deployer::{
 };
 pub use forge::{FirstAdmin, Forge, ForgeAdmin, ForgeConfig, ForgeError, ForgeReport};
 pub use hooks::{Gatekeeper, PolicyWatch};
-pub use issue_rule::{IssueFacts, IssueRule, RuleError};
+pub use issue_rule::{CommentFacts, IssueFacts, IssueRule, IssueRuleParts, RuleError};
 pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
 pub use platform::{BrowserInfo, PlatformReport, PlatformService, PlatformStatus};
 pub use questions::{ClientId, NewQuestion, Questions, QuestionsError};

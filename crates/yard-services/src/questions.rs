@@ -312,6 +312,21 @@ impl Questions {
         Ok(pending)
     }
 
+    /// The pending questions of `agent`, oldest first.
+    pub async fn pending_of(&self, agent: &AgentId) -> Result<Vec<Question>, QuestionsError> {
+        let mut pending = Vec::new();
+        for question in self.store.pending_questions().await? {
+            if question.agent_id != *agent {
+                continue;
+            }
+            let question = self.settle_if_stale(question).await?;
+            if question.outcome.is_pending() {
+                pending.push(question);
+            }
+        }
+        Ok(pending)
+    }
+
     /// Answers question `id` for `by`; refused when the question is not
     /// theirs to answer, already settled, or `answer` does not fit it.
     pub async fn answer(

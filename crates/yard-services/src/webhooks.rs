@@ -17,7 +17,7 @@ use ring::hmac;
 use yard_core::{ConfigKey, DeliveryOutcome, ForgeEventKind};
 use yard_store::{Store, StoreError};
 
-use crate::issue_rule::{IssueFacts, IssueRule};
+use crate::issue_rule::{CommentFacts, IssueFacts, IssueRule};
 use crate::now;
 use crate::settings::{Settings, SettingsError};
 
@@ -72,6 +72,10 @@ pub struct Delivery {
     pub repository: Option<String>,
     /// The issue, when the event is about one.
     pub issue: Option<IssueFacts>,
+    /// The comment, in an `issue_comment` event.
+    pub comment: Option<CommentFacts>,
+    /// Whether the issue is a pull request.
+    pub is_pull: bool,
 }
 
 /// An event the yard acts on, from a delivery seen for the first time.
@@ -82,6 +86,8 @@ pub struct ForgeEvent {
     pub action: Option<String>,
     pub repository: Option<String>,
     pub issue: Option<IssueFacts>,
+    pub comment: Option<CommentFacts>,
+    pub is_pull: bool,
 }
 
 /// What became of a signed delivery.
@@ -174,13 +180,16 @@ impl ForgeWebhooks {
             action: delivery.action,
             repository: delivery.repository,
             issue: delivery.issue,
+            comment: delivery.comment,
+            is_pull: delivery.is_pull,
         });
         Ok(Receipt::Accepted)
     }
 
     /// The one place a new event is acted on: where the rules go. Every
-    /// event is logged; an issue assigned (to the bot, the rule checks)
-    /// goes to the issue rule, which works in the background.
+    /// event is logged; an issue assigned (to the bot, the rule checks) and
+    /// a new comment on an issue (addressed to the bot, the rule checks) go
+    /// to the issue rule, which works in the background.
     fn act(&self, event: ForgeEvent) {
         tracing::info!(
             delivery = %event.delivery,
@@ -189,20 +198,17 @@ impl ForgeWebhooks {
             repository = event.repository.as_deref().unwrap_or(""),
             "forge event received"
         );
-        if let (
-            ForgeEventKind::Issues,
-            Some("assigned"),
-            Some(rule),
-            Some(repository),
-            Some(issue),
-        ) = (
-            event.kind,
-            event.action.as_deref(),
-            &self.issue_rule,
-            event.repository.as_deref(),
-            event.issue,
-        ) {
-            rule.assigned(repository, issue);
+        let (Some(rule), Some(repository), Some(issue)) =
+            (&self.issue_rule, event.repository.as_deref(), event.issue)
+        else {
+            return;
+        };
+        match (event.kind, event.action.as_deref(), event.comment) {
+            (ForgeEventKind::Issues, Some("assigned"), _) => rule.assigned(repository, issue),
+            (ForgeEventKind::IssueComment, Some("created"), Some(comment)) if !event.is_pull => {
+                rule.commented(repository, issue.number, comment);
+            }
+            _ => {}
         }
     }
 }

@@ -241,6 +241,8 @@ fn delivery(id: &str, event: &str) -> Delivery {
         action: Some("opened".to_owned()),
         repository: Some("team/app".to_owned()),
         issue: None,
+        comment: None,
+        is_pull: false,
     }
 }
 

@@ -10,6 +10,7 @@
 mod agents;
 mod config;
 mod deployments;
+mod issues;
 mod questions;
 mod sessions;
 mod tokens;

@@ -782,3 +782,123 @@ async fn a_delivery_is_recorded_once_whoever_receives_it() {
     })
     .await;
 }
+
+fn work(issue: &str, instance: &str, at: i64) -> yard_core::IssueWork {
+    yard_core::IssueWork {
+        issue: issue.to_owned(),
+        repository: "Team/App".to_owned(),
+        number: 7,
+        title: "it's; a \"title\"\nwith lines".to_owned(),
+        body: AWKWARD_VALUES.join("\n"),
+        instance: instance.to_owned(),
+        agent: None,
+        started_at: Timestamp(at),
+        finished_at: None,
+    }
+}
+
+#[tokio::test]
+async fn an_issue_is_taken_once_until_its_work_is_finished() {
+    use yard_core::AgentId;
+    on_each_backend(|store| async move {
+        let attempts = (0..8).map(|i| {
+            let store = store.clone();
+            async move {
+                store
+                    .take_issue(&work("team/app#7", "yard-a", 1_000 + i))
+                    .await
+                    .unwrap()
+            }
+        });
+        let takes = futures::future::join_all(attempts).await;
+        assert_eq!(takes.iter().filter(|t| **t).count(), 1, "{takes:?}");
+        let agent = AgentId::generate();
+        store.set_issue_agent("team/app#7", &agent).await.unwrap();
+        let kept = store.issue_work("team/app#7").await.unwrap().unwrap();
+        assert_eq!(kept.agent.as_ref(), Some(&agent));
+        assert_eq!(kept.title, work("", "", 0).title);
+        assert_eq!(kept.body, AWKWARD_VALUES.join("\n"));
+        store
+            .take_issue(&work("team/other#1", "yard-b", 500))
+            .await
+            .unwrap();
+        let unfinished = store.unfinished_issue_work("yard-a").await.unwrap();
+        assert_eq!(unfinished.len(), 1);
+        assert_eq!(unfinished[0].issue, "team/app#7");
+
+        assert!(
+            store
+                .finish_issue("team/app#7", Timestamp(9_000))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .finish_issue("team/app#7", Timestamp(9_001))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .unfinished_issue_work("yard-a")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Finished work is taken again, with no agent yet.
+        assert!(
+            store
+                .take_issue(&work("team/app#7", "yard-a", 10_000))
+                .await
+                .unwrap()
+        );
+        let again = store.issue_work("team/app#7").await.unwrap().unwrap();
+        assert_eq!((again.agent, again.finished_at), (None, None));
+        assert_eq!(again.started_at, Timestamp(10_000));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn guidance_is_recorded_once_per_comment_and_delivered_once() {
+    on_each_backend(|store| async move {
+        for (comment_id, text) in [(12, AWKWARD_VALUES[0]), (11, "use the cache")] {
+            let guidance = yard_core::IssueGuidance {
+                issue: "team/app#7".to_owned(),
+                comment_id,
+                author: "alice".to_owned(),
+                text: text.to_owned(),
+                received_at: Timestamp(comment_id * 10),
+                delivered_to: None,
+            };
+            assert!(store.add_guidance(&guidance).await.unwrap());
+            assert!(!store.add_guidance(&guidance).await.unwrap());
+        }
+        let waiting = store.waiting_guidance("team/app#7").await.unwrap();
+        let order: Vec<i64> = waiting.iter().map(|g| g.comment_id).collect();
+        assert_eq!(order, [11, 12]);
+        assert_eq!(waiting[1].text, AWKWARD_VALUES[0]);
+        assert!(
+            store
+                .deliver_guidance("team/app#7", 11, "question:q1")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .deliver_guidance("team/app#7", 11, "task:a1")
+                .await
+                .unwrap()
+        );
+        let waiting = store.waiting_guidance("team/app#7").await.unwrap();
+        assert_eq!(waiting.len(), 1);
+        assert!(
+            store
+                .waiting_guidance("team/app#8")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}

@@ -33,7 +33,9 @@ pub const AGENT_UID: u32 = 1000;
 /// The scripted agent. It runs `$YARD_TASK` as a shell script in
 /// `/workspace`, where `bash_tool CMD` and `write_tool PATH TEXT` ask the
 /// yard first, through `yard hook`, and only act when allowed, as a real
-/// agent's client does.
+/// agent's client does; `guidance MESSAGE` calls the yard's MCP tool
+/// `request_guidance` through `yard mcp` (stdio, as a client starts it) and
+/// prints the tool's answer line.
 const SCRIPTED_AGENT: &str = r#"#!/bin/sh
 set -u
 cd /workspace
@@ -67,6 +69,22 @@ write_tool() {
   else
     echo "denied: write $1"
   fi
+}
+guidance() {
+  dir=$(mktemp -d)
+  mkfifo "$dir/in"
+  yard mcp <"$dir/in" >"$dir/out" 2>"$dir/err" &
+  bridge=$!
+  exec 3>"$dir/in"
+  printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"scripted-agent","version":"1"}}}' >&3
+  until grep -q '"id":1' "$dir/out" || ! kill -0 $bridge 2>/dev/null; do sleep 0.1; done
+  printf '%s\n' '{"jsonrpc":"2.0","method":"notifications/initialized"}' >&3
+  printf '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"request_guidance","arguments":{"message":"%s"}}}\n' "$(escape "$1")" >&3
+  until grep -q '"id":2' "$dir/out" || ! kill -0 $bridge 2>/dev/null; do sleep 0.2; done
+  exec 3>&-
+  kill $bridge 2>/dev/null
+  grep '"id":2' "$dir/out" || cat "$dir/err" >&2
+  rm -rf "$dir"
 }
 hook SessionStart "" '{}' >/dev/null
 eval "$YARD_TASK"

@@ -544,6 +544,46 @@ impl GiteaFake {
         self.deliver("issue_assign", payload).await
     }
 
+    /// Comments `body` on issue `number` of `owner/repo` as `user` (in the
+    /// web interface) and sends Gitea's `issue_comment` event (`action:
+    /// "created"`) to the system hooks subscribed to it; what each
+    /// receiver answered. Panics where Gitea would refuse: `user` must be
+    /// able to read the repository.
+    pub async fn comment_as(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: i64,
+        user: &str,
+        body: &str,
+    ) -> Vec<Delivery> {
+        let payload = {
+            let mut state = self.shared.state();
+            let forge = &mut state.forge;
+            let repo_row = forge
+                .repo(owner, repo)
+                .unwrap_or_else(|| panic!("the fake Gitea has no repository {owner}/{repo}"))
+                .clone();
+            let poster = forge
+                .user(user)
+                .unwrap_or_else(|| panic!("the fake Gitea has no user {user}"))
+                .id;
+            assert!(
+                forge.access(Some(poster), &repo_row) >= 1,
+                "Gitea would not let {user} comment in {owner}/{repo}: cannot read it"
+            );
+            let issue = forge
+                .issues
+                .iter()
+                .find(|i| i.repo_id == repo_row.id && i.index == number)
+                .unwrap_or_else(|| panic!("{owner}/{repo} has no issue #{number}"))
+                .id;
+            let comment = forge.add_comment(issue, poster, body);
+            forge.comment_payload(issue, comment, poster)
+        };
+        self.deliver("issue_comment", payload).await
+    }
+
     /// Sends `payload` as event type `event_type` (`issue_assign`,
     /// `issues`, `issue_comment`, `push`, `pull_request`, …; the
     /// `X-Gitea-Event` header is derived as Gitea does) to every active

@@ -816,7 +816,7 @@ async fn webhooks_reach_the_receiver_signed() {
     let hook = json!({
         "type": "gitea",
         "config": { "url": receiver, "content_type": "json", "secret": "s3cret", "is_system_webhook": "true" },
-        "events": ["issues"],
+        "events": ["issues", "issue_comment"],
         "active": true,
     });
     let (status, _) = call(
@@ -894,7 +894,97 @@ async fn webhooks_reach_the_receiver_signed() {
         fake.issue("yard", "app", number).unwrap().assignees,
         ["yard-bot"]
     );
-    assert_eq!(fake.deliveries().len(), 2);
+
+    // A comment in the web interface: Gitea's issue_comment payload.
+    let sent = fake
+        .comment_as("yard", "app", number, ADMIN, "@yard-bot go on")
+        .await;
+    assert_eq!(sent[0].status, Some(202));
+    let (headers, body) = received.recv().await.unwrap();
+    assert_eq!(headers["x-gitea-event"], "issue_comment");
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["action"], "created");
+    assert_eq!(payload["issue"]["number"], number);
+    assert_eq!(payload["comment"]["body"], "@yard-bot go on");
+    assert_eq!(payload["comment"]["user"]["login"], ADMIN);
+    assert_eq!(payload["is_pull"], false);
+    let stored = fake.comments("yard", "app", number);
+    assert_eq!(payload["comment"]["id"], stored[0].id);
+    assert_eq!(fake.deliveries().len(), 3);
+    fake.assert_no_violations();
+}
+
+#[tokio::test]
+async fn a_users_permission_is_told_to_admins_repository_admins_and_themselves() {
+    let fake = GiteaFake::start(ADMIN, PASSWORD).await;
+    let admin = fake.admin_token();
+    for name in ["writer", "reader"] {
+        make_user(&fake, name, &format!("{name}-password-1")).await;
+    }
+    call(
+        &fake,
+        M::POST,
+        "/orgs",
+        Auth::Token(&admin),
+        Some(json!({ "username": "yard" })),
+    )
+    .await;
+    let (_, teams) = call(&fake, M::GET, "/orgs/yard/teams", Auth::Token(&admin), None).await;
+    let owners = teams[0]["id"].as_i64().unwrap();
+    call(
+        &fake,
+        M::PUT,
+        &format!("/teams/{owners}/members/writer"),
+        Auth::Token(&admin),
+        None,
+    )
+    .await;
+    fake.seed_repo("yard", "app", &[("README.md", "# app\n")]);
+    let reader = fake.add_token("reader", "t", &["all"]);
+    let writer = fake.add_token("writer", "t", &["all"]);
+    let permission = |token: String, user: &'static str| {
+        let fake = &fake;
+        async move {
+            call(
+                fake,
+                M::GET,
+                &format!("/repos/yard/app/collaborators/{user}/permission"),
+                Auth::Token(&token),
+                None,
+            )
+            .await
+        }
+    };
+    let (status, body) = permission(admin.clone(), "writer").await;
+    assert_eq!((status, body["permission"].as_str()), (200, Some("owner")));
+    assert_eq!(body["user"]["login"], "writer");
+    assert_eq!(
+        permission(admin.clone(), "reader").await.1["permission"],
+        "read"
+    );
+    assert_eq!(
+        permission(writer.clone(), "reader").await.1["permission"],
+        "read"
+    );
+    assert_eq!(
+        permission(reader.clone(), "reader").await.1["permission"],
+        "read"
+    );
+    // A reader may not ask about others; nobody learns of a missing user.
+    assert_eq!(permission(reader.clone(), "writer").await.0, 403);
+    assert_eq!(permission(admin.clone(), "nobody").await.0, 404);
+    assert_eq!(
+        call(
+            &fake,
+            M::GET,
+            "/repos/yard/app/collaborators/reader/permission",
+            Auth::None,
+            None
+        )
+        .await
+        .0,
+        401
+    );
     fake.assert_no_violations();
 }
 

@@ -161,7 +161,7 @@ pub(super) fn gate(operation: &str) -> Option<(Gate, Option<&'static str>)> {
         "repoGet" | "repoListPullRequests" | "repoGetPullRequest" => {
             (Gate::Public, Some("repository"))
         }
-        "repoCreatePullRequest" => (Gate::Signed, Some("repository")),
+        "repoCreatePullRequest" | "repoGetRepoPermissions" => (Gate::Signed, Some("repository")),
         "issueGetIssue" | "issueGetComments" => (Gate::Public, Some("issue")),
         "issueCreateIssue" | "issueCreateComment" => (Gate::Signed, Some("issue")),
         _ => return None,
@@ -1301,23 +1301,16 @@ impl Forge {
                 let Some(issue_id) = self.find_issue(path, viewer).map(|i| i.id) else {
                     return self.not_found();
                 };
-                let id = self.next_id();
-                let created = self.now();
-                let comment = CommentRow {
-                    id,
-                    issue_id,
-                    poster_id: viewer.unwrap_or_default(),
-                    body: text(body, "body"),
-                    created: created.clone(),
-                };
-                if let Some(issue) = self.issues.iter_mut().find(|i| i.id == issue_id) {
-                    issue.comments += 1;
-                    issue.updated = created;
-                }
-                let answer = self.comment_json(&comment);
-                self.comments.push(comment);
-                ok(StatusCode::CREATED, answer)
+                let comment =
+                    self.add_comment(issue_id, viewer.unwrap_or_default(), &text(body, "body"));
+                ok(StatusCode::CREATED, comment)
             }
+            "repoGetRepoPermissions" => self.permission(
+                &param("owner"),
+                &param("repo"),
+                &param("collaborator"),
+                viewer,
+            ),
             "issueGetComments" => {
                 let Some(issue_id) = self.find_issue(path, viewer).map(|i| i.id) else {
                     return self.not_found();
@@ -1395,6 +1388,88 @@ impl Forge {
                 format!("the fake Gitea does not implement {other}; add it to the test kit"),
             ),
         }
+    }
+
+    /// Adds a comment by `poster` to issue `issue_id`; its JSON.
+    pub(super) fn add_comment(&mut self, issue_id: i64, poster: i64, body: &str) -> Value {
+        let id = self.next_id();
+        let created = self.now();
+        let comment = CommentRow {
+            id,
+            issue_id,
+            poster_id: poster,
+            body: body.to_owned(),
+            created: created.clone(),
+        };
+        if let Some(issue) = self.issues.iter_mut().find(|i| i.id == issue_id) {
+            issue.comments += 1;
+            issue.updated = created;
+        }
+        let answer = self.comment_json(&comment);
+        self.comments.push(comment);
+        answer
+    }
+
+    /// The payload Gitea sends for a new comment on an issue.
+    pub(super) fn comment_payload(&self, issue_id: i64, comment: Value, sender: i64) -> Value {
+        let mut payload = self.issue_payload(issue_id, "created", sender);
+        if let Some(fields) = payload.as_object_mut() {
+            fields.remove("number");
+            fields.remove("commit_id");
+            fields.insert("comment".into(), comment);
+            fields.insert("is_pull".into(), json!(self.is_pull(issue_id)));
+        }
+        payload
+    }
+
+    /// `GET /repos/{owner}/{repo}/collaborators/{collaborator}/permission`,
+    /// as Gitea's `GetRepoPermissions`: a site admin, a repository admin,
+    /// or the collaborator asking about themselves may ask; the level is
+    /// `owner` for the repository's owner (or an owner of its
+    /// organisation), else `admin`, `write`, `read` or `none`.
+    fn permission(
+        &self,
+        owner: &str,
+        repo: &str,
+        collaborator: &str,
+        viewer: Option<i64>,
+    ) -> Answer {
+        let Some(repo) = self.readable_repo(owner, repo, viewer) else {
+            return self.not_found();
+        };
+        let Some(doer) = viewer.and_then(|id| self.user_by_id(id)) else {
+            return self.not_found();
+        };
+        if !self.is_admin(doer.id)
+            && !same(&doer.name, collaborator)
+            && self.access(Some(doer.id), repo) < 3
+        {
+            return self.error(
+                StatusCode::FORBIDDEN,
+                "Only admins can query all permissions, repo admins can query all repo permissions, collaborators can query only their own",
+            );
+        }
+        let Some(user) = self.user(collaborator).filter(|u| !u.is_org) else {
+            return self.not_found();
+        };
+        let level = if repo.owner_id == user.id || self.is_org_owner(user.id, repo.owner_id) {
+            "owner"
+        } else {
+            match self.access(Some(user.id), repo) {
+                3 => "admin",
+                2 => "write",
+                1 => "read",
+                _ => "none",
+            }
+        };
+        (
+            StatusCode::OK,
+            Some(json!({
+                "permission": level,
+                "role_name": level,
+                "user": self.user_json(user),
+            })),
+        )
     }
 
     fn readable_repo(&self, owner: &str, name: &str, viewer: Option<i64>) -> Option<&RepoRow> {
