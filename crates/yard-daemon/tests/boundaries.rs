@@ -54,7 +54,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("yard-testkit", &["yard-core", "yard-engine"]),
 ];
 
-fn yard_dependencies(krate: &str) -> Vec<String> {
+/// Who may talk to what outside the yard: only the engine crate speaks the
+/// Docker API, and only the store speaks SQL (besides the test kit, which
+/// builds images, sweeps resources and makes throwaway databases).
+const OUTSIDE: &[(&str, &[&str])] = &[
+    ("bollard", &["yard-engine", "yard-testkit"]),
+    ("sqlx", &["yard-store", "yard-testkit"]),
+];
+
+/// The names `krate`'s `[dependencies]` lists.
+fn dependencies(krate: &str) -> Vec<String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(krate)
@@ -64,13 +73,15 @@ fn yard_dependencies(krate: &str) -> Vec<String> {
     parsed
         .get("dependencies")
         .and_then(|d| d.as_table())
-        .map(|d| {
-            d.keys()
-                .filter(|k| k.starts_with("yard-"))
-                .cloned()
-                .collect()
-        })
+        .map(|d| d.keys().cloned().collect())
         .unwrap_or_default()
+}
+
+fn yard_dependencies(krate: &str) -> Vec<String> {
+    dependencies(krate)
+        .into_iter()
+        .filter(|k| k.starts_with("yard-"))
+        .collect()
 }
 
 #[test]
@@ -79,6 +90,24 @@ fn every_crate_depends_only_on_the_layers_below_it() {
     for (krate, allowed) in ALLOWED {
         for dependency in yard_dependencies(krate) {
             if !allowed.contains(&dependency.as_str()) {
+                crossings.push(format!("{krate} depends on {dependency}"));
+            }
+        }
+    }
+    assert!(
+        crossings.is_empty(),
+        "boundaries crossed (see ARCHITECTURE.md): {crossings:#?}"
+    );
+}
+
+#[test]
+fn only_the_engine_speaks_docker_and_only_the_store_speaks_sql() {
+    let mut crossings = Vec::new();
+    for krate in ALLOWED.iter().map(|(k, _)| *k).chain(["yard"]) {
+        for dependency in dependencies(krate) {
+            if let Some((_, allowed)) = OUTSIDE.iter().find(|(d, _)| *d == dependency)
+                && !allowed.contains(&krate)
+            {
                 crossings.push(format!("{krate} depends on {dependency}"));
             }
         }

@@ -248,4 +248,24 @@ async fn a_removed_container_or_a_lost_network_is_made_again() {
     let back = until(&mut stream, health("running")).await;
     assert_eq!(back["restarts"], 2, "{back}");
     assert_eq!(answers(&yard, "sturdy").await.0, 200);
+
+    // The network itself removed by hand: made again, and the stack on it.
+    let name = container(&yard, "sturdy").await;
+    docker(&["network", "disconnect", "-f", &network, &name]);
+    docker(&["network", "rm", &network]);
+    let lost = until(&mut stream, |s| s["health"] != "running").await;
+    assert!(
+        lost["healthReason"].as_str().unwrap().contains("network"),
+        "{lost}"
+    );
+    let back = until(&mut stream, health("running")).await;
+    assert_eq!(back["restarts"], 3, "{back}");
+    assert_eq!(answers(&yard, "sturdy").await.0, 200, "on a new network");
+    let listed = yard.get_json("/api/stacks").await;
+    let stack = &listed["stacks"][0];
+    assert_eq!(
+        (&stack["health"], &stack["restarts"]),
+        (&serde_json::json!("running"), &serde_json::json!(3)),
+        "{listed}"
+    );
 }

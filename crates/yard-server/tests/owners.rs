@@ -130,6 +130,79 @@ async fn people_see_and_act_on_their_own_agents_only() {
     assert_eq!(pruned["pruned"][0]["id"], id.as_str());
 }
 
+/// Calls MCP tool `tool` with `arguments`; returns the result as JSON
+/// (`isError`, `content`, `structuredContent`).
+async fn call_tool(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    tool: &'static str,
+    arguments: Value,
+) -> Value {
+    let params = rmcp::model::CallToolRequestParams::new(tool)
+        .with_arguments(arguments.as_object().unwrap().clone());
+    serde_json::to_value(client.call_tool(params).await.unwrap()).unwrap()
+}
+
+/// The text of a tool error, which must say something.
+fn tool_error(result: &Value) -> String {
+    assert_eq!(result["isError"], true, "{result}");
+    let text = result["content"][0]["text"].as_str().unwrap().to_owned();
+    assert!(text.len() > 10, "an error says why: {result}");
+    text
+}
+
+#[tokio::test]
+async fn over_mcp_people_see_and_act_on_their_own_agents_only() {
+    let yard = TestYard::start(Options::default()).await;
+    let alice = user(&yard, "alice").await;
+    let bob = user(&yard, "bob").await;
+    let repo = repo_in_root(&yard, "app");
+    let id = agent_of(&yard, &alice, &repo).await;
+
+    // Bob's assistant neither lists nor touches it: every tool answers as
+    // for an agent that does not exist.
+    let mcp = yard.mcp_as(&bob).await;
+    let listed = call_tool(&mcp, "list_agents", json!({})).await;
+    assert_ne!(listed["isError"], true, "{listed}");
+    assert_eq!(listed["structuredContent"]["agents"], json!([]), "{listed}");
+    let none_such = "ffffffff";
+    for tool in ["agent_status", "stop_agent"] {
+        let unknown = tool_error(&call_tool(&mcp, tool, json!({"id": none_such})).await);
+        assert!(unknown.contains("no agent"), "{tool}: {unknown}");
+        let refused = call_tool(&mcp, tool, json!({"id": id})).await;
+        assert_eq!(
+            refused["structuredContent"],
+            Value::Null,
+            "{tool}: {refused}"
+        );
+        let message = tool_error(&refused);
+        assert_eq!(
+            message.replace(&id, "ID"),
+            unknown.replace(none_such, "ID"),
+            "{tool}: the same answer as for no agent at all"
+        );
+        assert!(!message.contains("alice"), "{tool}: {message}");
+    }
+    mcp.cancel().await.unwrap();
+
+    // The agent runs on, still Alice's.
+    let mine: Value = json_of(&yard, Method::GET, &format!("/api/agents/{id}"), &alice).await;
+    assert_eq!(
+        (mine["owner"].as_str(), mine["status"].as_str()),
+        (Some("alice"), Some("running"))
+    );
+
+    // The admin's assistant lists it.
+    let admin = yard.mcp_as(&yard.token).await;
+    let all = call_tool(&admin, "list_agents", json!({})).await;
+    assert_ne!(all["isError"], true, "{all}");
+    assert_eq!(
+        all["structuredContent"]["agents"][0]["id"],
+        id.as_str(),
+        "{all}"
+    );
+    admin.cancel().await.unwrap();
+}
+
 #[tokio::test]
 async fn repositories_outside_the_roots_are_refused_without_saying_whether_they_exist() {
     let yard = TestYard::start(Options::default()).await;

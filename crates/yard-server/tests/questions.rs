@@ -283,20 +283,6 @@ impl Answerer {
     }
 }
 
-/// An MCP client with an agent's credential, over TCP.
-async fn mcp_as(
-    yard: &TestYard,
-    credential: &str,
-) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
-    use rmcp::ServiceExt;
-    use rmcp::transport::StreamableHttpClientTransport;
-    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-    let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", yard.base))
-        .auth_header(credential.to_owned());
-    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
-    ().serve(transport).await.unwrap()
-}
-
 /// Calls MCP tool `tool` in the background; resolves to its structured
 /// result.
 fn call_tool(
@@ -351,7 +337,7 @@ async fn a_scripted_client_answers_every_kind_and_each_waiting_call_returns_that
         hello,
         json!({"type": "pending", "questions": [], "claimed": []})
     );
-    let mcp = mcp_as(&yard, &credential).await;
+    let mcp = yard.mcp_as(&credential).await;
 
     // The three MCP tools.
     let call = call_tool(&mcp, "confirm_action", json!({"message": "Deploy now?"}));
@@ -572,7 +558,7 @@ async fn with_nobody_answering_the_deadline_settles_it_and_the_fallback_applies(
     );
     assert!(started.elapsed() < Duration::from_secs(6));
 
-    let mcp = mcp_as(&yard, &credential).await;
+    let mcp = yard.mcp_as(&credential).await;
     let result = returned(call_tool(
         &mcp,
         "confirm_action",

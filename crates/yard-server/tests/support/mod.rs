@@ -254,6 +254,21 @@ impl TestYard {
         self.get(path).send().await.unwrap().json().await.unwrap()
     }
 
+    /// An MCP client over TCP with `credential` (a person's token or an
+    /// agent's), as an assistant connects.
+    pub(crate) async fn mcp_as(
+        &self,
+        credential: &str,
+    ) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+        use rmcp::ServiceExt;
+        use rmcp::transport::StreamableHttpClientTransport;
+        use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+        let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", self.base))
+            .auth_header(credential.to_owned());
+        let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+        ().serve(transport).await.unwrap()
+    }
+
     /// `GET /health`, without a token.
     pub(crate) async fn health(&self) -> serde_json::Value {
         let url = format!("{}/health", self.base);
