@@ -257,10 +257,11 @@ impl YardTools {
             timeout_seconds,
             origin: None,
         };
-        let question = match self.questions.ask(&agent, asked).await {
-            Ok(question) => question,
+        let waiting = match self.questions.ask_to_wait(&agent, asked).await {
+            Ok(waiting) => waiting,
             Err(e) => return failed(e.to_string()),
         };
+        let id = waiting.question().id.clone();
         // The client cancelling its call withdraws the question; the
         // daemon stopping does not (the question waits for the restart).
         let call = context.ct.clone();
@@ -271,8 +272,8 @@ impl YardTools {
                 std::future::pending::<()>().await;
             }
         };
-        match self.questions.wait(&question.id, cancelled).await {
-            Ok(outcome) => ok(&answer_for_agent(&question.id, &outcome)),
+        match waiting.wait(&self.questions, cancelled).await {
+            Ok(outcome) => ok(&answer_for_agent(&id, &outcome)),
             Err(e) => failed(e.to_string()),
         }
     }

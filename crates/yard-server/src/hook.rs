@@ -15,8 +15,8 @@ use yard_api::{
     ApiError, ErrorCode, HookInput, HookOrigin, HookPending, HookQuestion, HookWait, hook_output,
     hook_reply, rfc3339,
 };
-use yard_core::{Agent, HookEvent, HookFacts, Question};
-use yard_services::NewQuestion;
+use yard_core::{Agent, HookEvent, HookFacts};
+use yard_services::{NewQuestion, Waiting};
 
 use crate::AppState;
 use crate::auth::bearer;
@@ -106,19 +106,28 @@ pub(crate) async fn hook(
     if prefers_async(&headers) {
         let deadline = asked
             .iter()
-            .map(|q| q.deadline)
+            .map(|w| w.question().deadline)
             .max_by_key(|d| d.0)
             .unwrap_or(yard_core::Timestamp(0));
         let wait_ms = u64::try_from(deadline.0.saturating_sub(now_millis())).unwrap_or(0);
         let pending = HookPending {
-            question_ids: asked.iter().map(|q| q.id.clone()).collect(),
+            question_ids: asked.iter().map(|w| w.question().id.clone()).collect(),
             deadline: rfc3339(deadline),
             wait_ms,
         };
         return Ok((StatusCode::ACCEPTED, Json(pending)).into_response());
     }
-    let ids: Vec<String> = asked.into_iter().map(|q| q.id).collect();
-    Ok(Json(reply_when_settled(&state, &agent, &ids).await?).into_response())
+    // Held in this call: each question was listened for before anyone
+    // could see it, and is waited on as asked, with no look in the store.
+    let mut settled = Vec::with_capacity(asked.len());
+    for waiting in asked {
+        let origin = hook_origin(&waiting.question().id, waiting.question().origin.as_deref())?;
+        let outcome = waiting
+            .wait(&state.questions, std::future::pending())
+            .await?;
+        settled.push((origin, outcome));
+    }
+    Ok(Json(hook_reply(&settled)).into_response())
 }
 
 /// Wait for a held hook event's answer (agents only)
@@ -188,7 +197,7 @@ async fn ask_all(
     state: &AppState,
     agent: &Agent,
     asks: Vec<HookQuestion>,
-) -> Result<Vec<Question>, AppError> {
+) -> Result<Vec<Waiting>, AppError> {
     let mut asked = Vec::with_capacity(asks.len());
     for ask in asks {
         let origin = serde_json::to_string(&ask.origin).ok();
@@ -199,12 +208,13 @@ async fn ask_all(
             timeout_seconds: None,
             origin,
         };
-        match state.questions.ask(agent, question).await {
-            Ok(question) => asked.push(question),
+        match state.questions.ask_to_wait(agent, question).await {
+            Ok(waiting) => asked.push(waiting),
             Err(e) => {
-                for question in &asked {
-                    if let Err(e) = state.questions.withdraw(&question.id).await {
-                        tracing::warn!(question = %question.id, error = %e, "cannot withdraw a question");
+                for waiting in &asked {
+                    let id = &waiting.question().id;
+                    if let Err(e) = state.questions.withdraw(id).await {
+                        tracing::warn!(question = %id, error = %e, "cannot withdraw a question");
                     }
                 }
                 return Err(e.into());
@@ -212,6 +222,19 @@ async fn ask_all(
         }
     }
     Ok(asked)
+}
+
+/// What a hook event's question keeps to make its reply later.
+fn hook_origin(id: &str, origin: Option<&str>) -> Result<HookOrigin, AppError> {
+    origin
+        .and_then(|o| serde_json::from_str(o).ok())
+        .ok_or_else(|| {
+            AppError::client(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                format!("question {id:?} was not asked by a hook event"),
+            )
+        })
 }
 
 /// Waits until every question in `ids` (all `agent`'s) is settled and
@@ -224,17 +247,7 @@ async fn reply_when_settled(
     let mut settled = Vec::with_capacity(ids.len());
     for id in ids {
         let question = state.questions.of_agent(&agent.id, id).await?;
-        let origin: HookOrigin = question
-            .origin
-            .as_deref()
-            .and_then(|o| serde_json::from_str(o).ok())
-            .ok_or_else(|| {
-                AppError::client(
-                    StatusCode::BAD_REQUEST,
-                    ErrorCode::InvalidRequest,
-                    format!("question {id:?} was not asked by a hook event"),
-                )
-            })?;
+        let origin = hook_origin(id, question.origin.as_deref())?;
         // The agent's end settles the question (cancelled); nothing else
         // here may, so a dropped call leaves it pending for the next one.
         let outcome = state.questions.wait(id, std::future::pending()).await?;

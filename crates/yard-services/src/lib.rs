@@ -44,7 +44,7 @@ pub use hooks::{Gatekeeper, PolicyWatch};
 pub use issue_rule::{CommentFacts, IssueFacts, IssueRule, IssueRuleParts, RuleError};
 pub use orchestrator::{Orchestrator, OrchestratorConfig, OrchestratorError};
 pub use platform::{BrowserInfo, PlatformReport, PlatformService, PlatformStatus};
-pub use questions::{ClientId, NewQuestion, Questions, QuestionsError};
+pub use questions::{ClientId, NewQuestion, Questions, QuestionsError, Waiting};
 pub use settings::{ConfigState, EncryptionKey, KeyError, KeySource, Settings, SettingsError};
 pub use webhooks::{Delivery, ForgeWebhooks, Receipt, Verified, WebhookError};
 /// What can go wrong underneath the services, named here so callers need

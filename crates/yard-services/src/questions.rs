@@ -79,6 +79,41 @@ pub struct Questions {
     bus: EventBus,
     default_timeout: Duration,
     claims: Arc<Claims>,
+    asked_here: Arc<AskedHere>,
+}
+
+/// The pending questions asked through this daemon, as asked: an answer
+/// is checked against them without a look in the store, leaving the one
+/// conditional write that decides which outcome wins. Only a cache: a
+/// question settled elsewhere (another daemon) stays here until an answer
+/// to it fails to be written, or its deadline passes.
+#[derive(Debug, Default)]
+struct AskedHere {
+    questions: Mutex<HashMap<String, Question>>,
+}
+
+impl AskedHere {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Question>> {
+        self.questions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn remember(&self, question: &Question) {
+        let now = now();
+        let mut questions = self.lock();
+        questions.retain(|_, q| q.deadline > now);
+        questions.insert(question.id.clone(), question.clone());
+    }
+
+    /// Question `id` if it was asked here, is thought pending and its
+    /// deadline has not passed.
+    fn get(&self, id: &str) -> Option<Question> {
+        let now = now();
+        self.lock().get(id).filter(|q| q.deadline > now).cloned()
+    }
+
+    fn forget(&self, id: &str) {
+        self.lock().remove(id);
+    }
 }
 
 impl Questions {
@@ -90,6 +125,7 @@ impl Questions {
             bus,
             default_timeout,
             claims: Arc::default(),
+            asked_here: Arc::default(),
         }
     }
 
@@ -196,6 +232,7 @@ impl Questions {
             origin: asked.origin,
         };
         self.store.insert_question(&question).await?;
+        self.asked_here.remember(&question);
         tracing::info!(question = %question.id, agent = %question.agent_id, kind = question.kind.as_str(), "question asked");
         self.bus.publish(YardEvent::Question(question.clone()));
         Ok(question)
@@ -212,15 +249,45 @@ impl Questions {
         cancelled: impl Future<Output = ()>,
     ) -> Result<QuestionOutcome, QuestionsError> {
         // Subscribed before the first look: nothing settles unseen.
-        let mut events = self.bus.subscribe();
+        let events = self.bus.subscribe();
+        self.wait_listening(id, None, events, cancelled).await
+    }
+
+    /// Asks like [`Questions::ask`], listening for the answer before the
+    /// question is announced: however soon a person answers, the waiter
+    /// is ready, and its first wait needs no look in the store.
+    pub async fn ask_to_wait(
+        &self,
+        agent: &Agent,
+        asked: NewQuestion,
+    ) -> Result<Waiting, QuestionsError> {
+        let events = self.bus.subscribe();
+        let question = self.ask(agent, asked).await?;
+        Ok(Waiting { question, events })
+    }
+
+    /// The wait, with the bus already listened to, and the question as it
+    /// was just asked (pending, its agent live) when the caller knows it.
+    async fn wait_listening(
+        &self,
+        id: &str,
+        mut known: Option<Question>,
+        mut events: tokio::sync::broadcast::Receiver<YardEvent>,
+        cancelled: impl Future<Output = ()>,
+    ) -> Result<QuestionOutcome, QuestionsError> {
         tokio::pin!(cancelled);
         loop {
-            let question = self
-                .store
-                .question(id)
-                .await?
-                .ok_or_else(|| QuestionsError::NoSuchQuestion(id.to_owned()))?;
-            let question = self.settle_if_stale(question).await?;
+            let question = match known.take() {
+                Some(question) => question,
+                None => {
+                    let question = self
+                        .store
+                        .question(id)
+                        .await?
+                        .ok_or_else(|| QuestionsError::NoSuchQuestion(id.to_owned()))?;
+                    self.settle_if_stale(question).await?
+                }
+            };
             if !question.outcome.is_pending() {
                 return Ok(question.outcome);
             }
@@ -289,6 +356,7 @@ impl Questions {
 
     /// Writes `outcome` if the question is still pending, and announces it.
     async fn settle(&self, id: &str, outcome: &QuestionOutcome) -> Result<(), QuestionsError> {
+        self.asked_here.forget(id);
         if self.store.settle_question(id, outcome, now()).await? {
             tracing::info!(question = %id, outcome = outcome.as_str(), "question settled");
             self.announce(id).await?;
@@ -349,17 +417,33 @@ impl Questions {
         answer: &str,
         reason: Option<String>,
     ) -> Result<Question, QuestionsError> {
-        let question = self.answerable(by, id).await?;
-        if let Some(client) = client
-            && self.held().get(id).is_some_and(|holder| *holder != client)
-        {
-            return Err(QuestionsError::Claimed(id.to_owned()));
+        // Asked here: no look in the store before the one conditional
+        // write, which refuses a question settled meanwhile or whose agent
+        // has ended; then the usual look says why.
+        if let Some(question) = self.asked_here.get(id) {
+            if !may_answer(by, &question) {
+                return Err(QuestionsError::NoSuchQuestion(id.to_owned()));
+            }
+            self.check_claim(client, id)?;
+            let (answer, by_name, reason) =
+                Self::outcome_parts(&question, by, answer, reason.as_deref())?;
+            let written = self
+                .store
+                .answer_question(id, &answer, &by_name, reason.as_deref(), now())
+                .await?;
+            self.asked_here.forget(id);
+            if written {
+                return Ok(self.answered(question, answer, by_name, reason));
+            }
         }
-        let answer = question.check_answer(answer)?;
+        let question = self.answerable(by, id).await?;
+        self.check_claim(client, id)?;
+        let (answer, by_name, reason) =
+            Self::outcome_parts(&question, by, answer, reason.as_deref())?;
         let outcome = QuestionOutcome::Answered {
-            answer,
-            by: by.owner.name.clone(),
-            reason: reason.filter(|r| !r.trim().is_empty()),
+            answer: answer.clone(),
+            by: by_name.clone(),
+            reason: reason.clone(),
         };
         if !self.store.settle_question(id, &outcome, now()).await? {
             let settled = self.store.question(id).await?;
@@ -368,16 +452,55 @@ impl Questions {
                 outcome: settled.map_or("settled", |q| q.outcome.as_str()),
             });
         }
-        tracing::info!(question = %id, by = %by.owner.name, "question answered");
-        self.held().remove(id);
-        // Written in one conditional statement: this is what the store now
-        // holds, announced without reading it back.
+        Ok(self.answered(question, answer, by_name, reason))
+    }
+
+    /// Refused when another client than `client` shows question `id`.
+    fn check_claim(&self, client: Option<ClientId>, id: &str) -> Result<(), QuestionsError> {
+        match client {
+            Some(client) if self.held().get(id).is_some_and(|holder| *holder != client) => {
+                Err(QuestionsError::Claimed(id.to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The answer as `question` takes it, who gave it, and the reason if
+    /// one was given.
+    fn outcome_parts(
+        question: &Question,
+        by: &Person,
+        answer: &str,
+        reason: Option<&str>,
+    ) -> Result<(String, String, Option<String>), QuestionsError> {
+        let answer = question.check_answer(answer)?;
+        Ok((
+            answer,
+            by.owner.name.clone(),
+            reason.filter(|r| !r.trim().is_empty()).map(str::to_owned),
+        ))
+    }
+
+    /// Announces `question` as answered, as the store now holds it (written
+    /// in one conditional statement, so not read back), before the log
+    /// line, so the waiting agent is not kept waiting for it.
+    fn answered(
+        &self,
+        question: Question,
+        answer: String,
+        by: String,
+        reason: Option<String>,
+    ) -> Question {
+        self.held().remove(&question.id);
         let answered = Question {
-            outcome,
+            outcome: QuestionOutcome::Answered { answer, by, reason },
             ..question
         };
         self.bus.publish(YardEvent::Question(answered.clone()));
-        Ok(answered)
+        if let QuestionOutcome::Answered { by, .. } = &answered.outcome {
+            tracing::info!(question = %answered.id, by = %by, "question answered");
+        }
+        answered
     }
 
     /// Question `id` if `by` may answer it and it is pending.
@@ -420,6 +543,9 @@ impl Questions {
     pub async fn cancel_agent(&self, agent: &AgentId) -> Result<usize, QuestionsError> {
         let cancelled = self.store.cancel_questions_of(agent, now()).await?;
         for id in &cancelled {
+            self.asked_here.forget(id);
+        }
+        for id in &cancelled {
             self.announce(id).await?;
         }
         Ok(cancelled.len())
@@ -433,6 +559,33 @@ impl Questions {
             .ok_or_else(|| QuestionsError::NoSuchQuestion(id.to_owned()))?;
         self.bus.publish(YardEvent::Question(question.clone()));
         Ok(question)
+    }
+}
+
+/// A question just asked whose answer is being listened for; see
+/// [`Questions::ask_to_wait`].
+#[derive(Debug)]
+pub struct Waiting {
+    question: Question,
+    events: tokio::sync::broadcast::Receiver<YardEvent>,
+}
+
+impl Waiting {
+    /// The question, as asked.
+    pub fn question(&self) -> &Question {
+        &self.question
+    }
+
+    /// Waits as [`Questions::wait`] does.
+    pub async fn wait(
+        self,
+        questions: &Questions,
+        cancelled: impl Future<Output = ()>,
+    ) -> Result<QuestionOutcome, QuestionsError> {
+        let id = self.question.id.clone();
+        questions
+            .wait_listening(&id, Some(self.question), self.events, cancelled)
+            .await
     }
 }
 

@@ -353,3 +353,59 @@ async fn an_agent_that_ends_cancels_its_questions_and_a_lapsed_question_is_not_o
         .to_string();
     assert!(said.contains("timed_out"), "{said}");
 }
+
+#[tokio::test]
+async fn an_answer_is_written_once_and_never_to_an_ended_agents_question() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let questions = Questions::new(store.clone(), EventBus::new(64), Duration::from_secs(60));
+    let alice = person("alice", Role::User);
+    let agent = agent_in(&store, "alice").await;
+
+    let question = questions
+        .ask(&agent, asked(QuestionKind::Confirm, None))
+        .await
+        .unwrap();
+    let bob = person("bob", Role::User);
+    assert!(matches!(
+        questions.answer(&bob, &question.id, "yes", None).await,
+        Err(QuestionsError::NoSuchQuestion(_))
+    ));
+    questions
+        .answer(&alice, &question.id, "yes", None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        questions.answer(&alice, &question.id, "no", None).await,
+        Err(QuestionsError::Settled {
+            outcome: "answered",
+            ..
+        })
+    ));
+
+    // The agent ended with nobody waiting: its question is not answered
+    // but settled as cancelled, and the answer refused saying so.
+    let question = questions
+        .ask(&agent, asked(QuestionKind::Confirm, None))
+        .await
+        .unwrap();
+    let change = yard_store::AgentTransition {
+        from: &AgentStatus::LIVE,
+        to: AgentStatus::Stopped,
+        exit_code: None,
+        message: None,
+        now: Timestamp(1),
+    };
+    assert!(store.transition_agent(&agent.id, change).await.unwrap());
+    assert!(matches!(
+        questions.answer(&alice, &question.id, "yes", None).await,
+        Err(QuestionsError::Settled {
+            outcome: "cancelled",
+            ..
+        })
+    ));
+    assert_eq!(
+        store.question(&question.id).await.unwrap().unwrap().outcome,
+        QuestionOutcome::Cancelled
+    );
+}

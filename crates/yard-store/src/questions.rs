@@ -183,6 +183,34 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Writes `answer` to question `id` if it is still pending and its
+    /// agent still live (starting or running), in one statement; returns
+    /// whether this write settled it. The answer's fast path: it needs no
+    /// read before it, and a `false` sends the caller to look why.
+    pub async fn answer_question(
+        &self,
+        id: &str,
+        answer: &str,
+        by: &str,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE questions SET outcome = 'answered', answer = $2, answered_by = $3, \
+             reason = $4, settled_at = $5 WHERE id = $1 AND outcome = 'pending' AND EXISTS \
+             (SELECT 1 FROM agents WHERE agents.id = questions.agent_id \
+             AND agents.status IN ('starting', 'running'))",
+        )
+        .bind(id)
+        .bind(answer)
+        .bind(by)
+        .bind(reason)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Cancels every pending question of `agent`; returns their ids.
     pub async fn cancel_questions_of(
         &self,
