@@ -40,26 +40,13 @@ async fn start() -> (GiteaFake, TestYard) {
 }
 
 /// Waits up to `secs` for `check` to give something.
-async fn within<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(found) = check() {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited {secs}s for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn within<T>(secs: u64, what: &str, check: impl FnMut() -> Option<T>) -> T {
+    yard_testkit::within(secs, || what.to_owned(), check).await
 }
 
 /// The bot's comments on issue `number`.
 fn bot_comments(fake: &GiteaFake, number: i64) -> Vec<FakeComment> {
-    fake.comments(ORG, REPO, number)
-        .into_iter()
-        .filter(|c| c.user == BOT)
-        .collect()
+    fake.comments_by(ORG, REPO, number, BOT)
 }
 
 async fn agents(yard: &TestYard) -> Vec<Value> {

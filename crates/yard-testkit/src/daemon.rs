@@ -220,6 +220,21 @@ impl Daemon {
             .expect("a JSON answer")
     }
 
+    /// Sets the forge up (`POST /api/forge/init` with the admin token);
+    /// panics unless it answers 200.
+    pub async fn api_forge_init(&self) {
+        let init = crate::http()
+            .post(format!("{}/api/forge/init", self.url()))
+            .bearer_auth(self.token())
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .expect("the API answers");
+        let status = init.status();
+        let body = init.text().await.unwrap_or_default();
+        assert_eq!(status, 200, "the forge's set-up: {body}");
+    }
+
     /// Starts deploying `name` through the API; returns the deployment id.
     pub async fn api_deploy(&self, name: &str) -> String {
         let accepted = crate::http()

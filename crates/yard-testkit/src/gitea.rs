@@ -509,24 +509,11 @@ impl GiteaFake {
         let payload = {
             let mut state = self.shared.state();
             let forge = &mut state.forge;
-            let repo_row = forge
-                .repo(owner, repo)
-                .unwrap_or_else(|| panic!("the fake Gitea has no repository {owner}/{repo}"))
-                .clone();
-            let user = forge
-                .user(assignee)
-                .unwrap_or_else(|| panic!("the fake Gitea has no user {assignee}"))
-                .id;
+            let (repo_row, user, issue) = forge_issue(forge, owner, repo, number, assignee);
             assert!(
                 forge.can_be_assigned(user, &repo_row),
                 "Gitea would not let {assignee} be assigned in {owner}/{repo}: no write access"
             );
-            let issue = forge
-                .issues
-                .iter()
-                .find(|i| i.repo_id == repo_row.id && i.index == number)
-                .unwrap_or_else(|| panic!("{owner}/{repo} has no issue #{number}"))
-                .id;
             assert!(
                 !forge.pulls.iter().any(|p| p.issue_id == issue),
                 "{owner}/{repo}#{number} is a pull request; the fake assigns issues only"
@@ -560,24 +547,11 @@ impl GiteaFake {
         let payload = {
             let mut state = self.shared.state();
             let forge = &mut state.forge;
-            let repo_row = forge
-                .repo(owner, repo)
-                .unwrap_or_else(|| panic!("the fake Gitea has no repository {owner}/{repo}"))
-                .clone();
-            let poster = forge
-                .user(user)
-                .unwrap_or_else(|| panic!("the fake Gitea has no user {user}"))
-                .id;
+            let (repo_row, poster, issue) = forge_issue(forge, owner, repo, number, user);
             assert!(
                 forge.access(Some(poster), &repo_row) >= 1,
                 "Gitea would not let {user} comment in {owner}/{repo}: cannot read it"
             );
-            let issue = forge
-                .issues
-                .iter()
-                .find(|i| i.repo_id == repo_row.id && i.index == number)
-                .unwrap_or_else(|| panic!("{owner}/{repo} has no issue #{number}"))
-                .id;
             let comment = forge.add_comment(issue, poster, body);
             forge.comment_payload(issue, comment, poster)
         };
@@ -822,6 +796,21 @@ impl GiteaFake {
                     .unwrap_or_default(),
                 body: c.body.clone(),
             })
+            .collect()
+    }
+
+    /// The comments `user` made on issue `number` of `owner/repo`, oldest
+    /// first.
+    pub fn comments_by(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: i64,
+        user: &str,
+    ) -> Vec<FakeComment> {
+        self.comments(owner, repo, number)
+            .into_iter()
+            .filter(|c| c.user == user)
             .collect()
     }
 
@@ -1258,4 +1247,30 @@ async fn git(
         }
         _ => response,
     }
+}
+
+/// Repository `owner/repo`, the id of user `user` and the id of issue
+/// `number` in it; panics naming what the fake does not have.
+fn forge_issue(
+    forge: &Forge,
+    owner: &str,
+    repo: &str,
+    number: i64,
+    user: &str,
+) -> (forge::RepoRow, i64, i64) {
+    let repo_row = forge
+        .repo(owner, repo)
+        .unwrap_or_else(|| panic!("the fake Gitea has no repository {owner}/{repo}"))
+        .clone();
+    let user = forge
+        .user(user)
+        .unwrap_or_else(|| panic!("the fake Gitea has no user {user}"))
+        .id;
+    let issue = forge
+        .issues
+        .iter()
+        .find(|i| i.repo_id == repo_row.id && i.index == number)
+        .unwrap_or_else(|| panic!("{owner}/{repo} has no issue #{number}"))
+        .id;
+    (repo_row, user, issue)
 }

@@ -19,6 +19,7 @@ mod gitea;
 mod images;
 mod load;
 mod mcp;
+mod poll;
 mod postgres;
 mod swarm;
 
@@ -40,6 +41,7 @@ pub use images::{
 };
 pub use load::{Load, load};
 pub use mcp::{MCP_BASELINE_SERVER, mcp_python, run_mcp_plan};
+pub use poll::within;
 pub use postgres::fresh_postgres_url;
 pub use swarm::ensure_swarm;
 

@@ -56,6 +56,32 @@ enum Auth<'a> {
 
 use reqwest::Method as M;
 
+/// Makes organisation `org` with the admin's token and puts `user` in its
+/// Owners team.
+async fn org_with_owner(fake: &GiteaFake, admin: &str, org: &str, user: &str) {
+    let admin = Auth::Token(admin);
+    let (status, _) = call(
+        fake,
+        M::POST,
+        "/orgs",
+        admin,
+        Some(json!({ "username": org })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, teams) = call(fake, M::GET, &format!("/orgs/{org}/teams"), admin, None).await;
+    let owners = teams[0]["id"].as_i64().unwrap();
+    let (status, _) = call(
+        fake,
+        M::PUT,
+        &format!("/teams/{owners}/members/{user}"),
+        admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+}
+
 /// Makes a user who may use the API at once.
 async fn make_user(fake: &GiteaFake, name: &str, password: &str) {
     let (status, body) = call(
@@ -850,24 +876,7 @@ async fn webhooks_reach_the_receiver_signed() {
 
     // Assigning an issue to the bot: Gitea's issue_assign payload.
     make_user(&fake, "yard-bot", "bot-password-1").await;
-    call(
-        &fake,
-        M::POST,
-        "/orgs",
-        Auth::Token(&admin),
-        Some(json!({ "username": "yard" })),
-    )
-    .await;
-    let (_, teams) = call(&fake, M::GET, "/orgs/yard/teams", Auth::Token(&admin), None).await;
-    let team = teams[0]["id"].as_i64().unwrap();
-    call(
-        &fake,
-        M::PUT,
-        &format!("/teams/{team}/members/yard-bot"),
-        Auth::Token(&admin),
-        None,
-    )
-    .await;
+    org_with_owner(&fake, &admin, "yard", "yard-bot").await;
     fake.seed_repo("yard", "app", &[("README.md", "# app\n")]);
     let number = fake.add_issue("yard", "app", "Add a feature", "Details");
     let sent = fake.assign_issue("yard", "app", number, "yard-bot").await;
@@ -921,24 +930,7 @@ async fn a_users_permission_is_told_to_admins_repository_admins_and_themselves()
     for name in ["writer", "reader"] {
         make_user(&fake, name, &format!("{name}-password-1")).await;
     }
-    call(
-        &fake,
-        M::POST,
-        "/orgs",
-        Auth::Token(&admin),
-        Some(json!({ "username": "yard" })),
-    )
-    .await;
-    let (_, teams) = call(&fake, M::GET, "/orgs/yard/teams", Auth::Token(&admin), None).await;
-    let owners = teams[0]["id"].as_i64().unwrap();
-    call(
-        &fake,
-        M::PUT,
-        &format!("/teams/{owners}/members/writer"),
-        Auth::Token(&admin),
-        None,
-    )
-    .await;
+    org_with_owner(&fake, &admin, "yard", "writer").await;
     fake.seed_repo("yard", "app", &[("README.md", "# app\n")]);
     let reader = fake.add_token("reader", "t", &["all"]);
     let writer = fake.add_token("writer", "t", &["all"]);

@@ -282,14 +282,7 @@ fn issues_payload() -> Value {
 
 async fn assigned_to_running(daemon: &Daemon, fake: &GiteaFake) {
     println!("\n(b) until an agent runs, {ROUNDS} rounds each");
-    let init = yard_testkit::http()
-        .post(format!("{}/api/forge/init", daemon.url()))
-        .bearer_auth(daemon.token())
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(init.status(), 200, "{}", init.text().await.unwrap());
+    daemon.api_forge_init().await;
     fake.seed_repo(ORG, REPO, &[("README.md", "hello\n")]);
 
     let mut seen: HashSet<String> = agents(daemon)

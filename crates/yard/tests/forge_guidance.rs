@@ -41,50 +41,25 @@ async fn start() -> (GiteaFake, Daemon) {
             ..DaemonSetup::default()
         },
     );
-    let init = yard_testkit::http()
-        .post(format!("{}/api/forge/init", daemon.url()))
-        .bearer_auth(daemon.token())
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(init.status(), 200, "{}", init.text().await.unwrap());
+    daemon.api_forge_init().await;
     fake.seed_repo(ORG, REPO, &[("README.md", "hello\n")]);
     (fake, daemon)
 }
 
-/// Waits up to `secs` for `check` to give something.
-async fn within<T>(
-    secs: u64,
-    what: &str,
-    daemon: &Daemon,
-    mut check: impl FnMut() -> Option<T>,
-) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(found) = check() {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "waited {secs}s for {what}; the yard's log:\n{}",
-            daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The bot's comments on issue `number`.
-fn bot_comments(fake: &GiteaFake, number: i64) -> Vec<FakeComment> {
-    fake.comments(ORG, REPO, number)
-        .into_iter()
-        .filter(|c| c.user == BOT)
-        .collect()
+/// Waits up to `secs` for `check`; on failure the message has the yard's
+/// log.
+async fn within<T>(secs: u64, what: &str, daemon: &Daemon, check: impl FnMut() -> Option<T>) -> T {
+    yard_testkit::within(
+        secs,
+        || format!("{what}; the yard's log:\n{}", daemon.log()),
+        check,
+    )
+    .await
 }
 
 /// The bot's comments on issue `number` that contain `text`.
 fn bot_saying(fake: &GiteaFake, number: i64, text: &str) -> Vec<FakeComment> {
-    bot_comments(fake, number)
+    fake.comments_by(ORG, REPO, number, BOT)
         .into_iter()
         .filter(|c| c.body.contains(text))
         .collect()
