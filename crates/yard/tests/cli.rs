@@ -72,6 +72,40 @@ async fn deploy_prints_the_url_and_the_stack_answers_there() {
         stderr(&again)
     );
 
+    // Killed by hand: healed, and `yard stacks` says so; `yard stacks
+    // restart` makes it again on demand.
+    let container = daemon.sweep().inspect("agentyard.stack=alice").await;
+    let killed = std::process::Command::new("docker")
+        .args(["kill", container.id.as_deref().unwrap()])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "{}", stderr(&killed));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let json: Value =
+            serde_json::from_str(&stdout(&daemon.cli(&["stacks", "--json"]))).unwrap();
+        let stack = &json["stacks"][0];
+        if stack["restarts"] == 1 && stack["health"] == "running" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not healed: {json}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let listed = stdout(&daemon.cli(&["stacks"]));
+    assert!(listed.contains("RESTARTS"), "{listed}");
+    assert!(listed.contains("last failure: it was killed by hand"), "{listed}");
+    let restarted = daemon.cli(&["stacks", "restart", "alice"]);
+    assert!(restarted.status.success(), "{}", stderr(&restarted));
+    assert!(
+        stdout(&restarted).contains("alice is running again"),
+        "{}",
+        stdout(&restarted)
+    );
+    let json: Value = serde_json::from_str(&stdout(&daemon.cli(&["stacks", "--json"]))).unwrap();
+    assert_eq!(json["stacks"][0]["restarts"], 2, "{json}");
+    let unknown = daemon.cli(&["stacks", "restart", "nobody"]);
+    assert_eq!(unknown.status.code(), Some(1), "{}", stderr(&unknown));
+
     let destroyed = daemon.cli(&["destroy", "alice", "--json"]);
     assert!(destroyed.status.success(), "{}", stderr(&destroyed));
     let json: Value = serde_json::from_str(&stdout(&destroyed)).unwrap();
