@@ -976,7 +976,9 @@ function questionItem(question) {
   head.append(left);
   const message = element("p", "question-message", question.message);
   message.id = `question-message-${id}`;
-  item.append(head, message);
+  item.append(head);
+  if (question.agentTask) item.append(element("p", "hint task", `Task: ${question.agentTask}`));
+  item.append(message);
   if (question.context) item.append(element("pre", "context", question.context));
   const elsewhere = element("p", "hint elsewhere", "Being answered elsewhere.");
   elsewhere.hidden = true;

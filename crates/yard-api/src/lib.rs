@@ -312,6 +312,9 @@ pub enum ErrorCode {
 pub struct QuestionView {
     pub id: String,
     pub agent_id: String,
+    /// What the asking agent was put to do (the start of its task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_task: Option<String>,
     /// `confirm` (yes/no), `select` (one of `options`), `text`, or
     /// `permission` (allow/deny a tool call).
     pub kind: String,
@@ -345,6 +348,7 @@ impl From<&Question> for QuestionView {
         Self {
             id: q.id.clone(),
             agent_id: q.agent_id.to_string(),
+            agent_task: q.agent_task.clone(),
             kind: q.kind.as_str().to_owned(),
             message: q.message.clone(),
             options: q.kind.options(),

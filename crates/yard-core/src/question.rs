@@ -112,6 +112,9 @@ pub struct Question {
     /// hook: the event and the tool call, as JSON), kept with the question
     /// so the reply can be made after a restart. Opaque here.
     pub origin: Option<String>,
+    /// What the asking agent was put to do (the start of its task), shown
+    /// beside the question.
+    pub agent_task: Option<String>,
 }
 
 /// Why a question or an answer was refused.
@@ -220,6 +223,7 @@ mod tests {
 
     fn question(kind: QuestionKind) -> Question {
         Question {
+            agent_task: None,
             id: "q".into(),
             agent_id: AgentId::generate(),
             owner_id: None,

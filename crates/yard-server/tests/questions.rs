@@ -64,6 +64,7 @@ async fn question_of(yard: &TestYard, id: &str, kind: QuestionKind) -> String {
         created_at: Timestamp(1),
         outcome: QuestionOutcome::Pending,
         origin: None,
+        agent_task: None,
     };
     yard.store.insert_question(&question).await.unwrap();
     question.id

@@ -230,6 +230,7 @@ impl Questions {
             created_at,
             outcome: QuestionOutcome::Pending,
             origin: asked.origin,
+            agent_task: task_line(&agent.task),
         };
         self.store.insert_question(&question).await?;
         self.asked_here.remember(&question);
@@ -588,6 +589,19 @@ impl Waiting {
             .await
     }
 }
+
+/// The start of an agent's task as a question shows it: its first line
+/// that says something, at most [`TASK_LINE_CHARS`] characters.
+fn task_line(task: &str) -> Option<String> {
+    let line = task
+        .lines()
+        .map(|l| l.trim().trim_start_matches(':').trim())
+        .find(|l| !l.is_empty())?;
+    Some(line.chars().take(TASK_LINE_CHARS).collect())
+}
+
+/// How much of an agent's task a question keeps.
+const TASK_LINE_CHARS: usize = 120;
 
 /// Whether `by` may see and answer `question`: a person answers their own
 /// agents' questions, an admin everyone's.

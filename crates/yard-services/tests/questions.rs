@@ -366,6 +366,11 @@ async fn an_answer_is_written_once_and_never_to_an_ended_agents_question() {
         .ask(&agent, asked(QuestionKind::Confirm, None))
         .await
         .unwrap();
+    assert_eq!(
+        question.agent_task.as_deref(),
+        Some("work"),
+        "its task, kept"
+    );
     let bob = person("bob", Role::User);
     assert!(matches!(
         questions.answer(&bob, &question.id, "yes", None).await,

@@ -22,6 +22,7 @@ struct QuestionRow {
     answered_by: Option<String>,
     reason: Option<String>,
     origin: Option<String>,
+    agent_task: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -32,7 +33,7 @@ struct QuestionWithAgentRow {
 }
 
 const COLUMNS: &str = "id, agent_id, owner_id, kind, message, options, context, deadline, \
-     created_at, outcome, answer, answered_by, reason, origin";
+     created_at, outcome, answer, answered_by, reason, origin, agent_task";
 
 impl TryFrom<QuestionRow> for Question {
     type Error = StoreError;
@@ -67,6 +68,7 @@ impl TryFrom<QuestionRow> for Question {
             created_at: Timestamp(row.created_at),
             outcome,
             origin: row.origin,
+            agent_task: row.agent_task,
             id: row.id,
         })
     }
@@ -84,8 +86,8 @@ impl Store {
             _ => String::new(),
         };
         sqlx::query(
-            "INSERT INTO questions (id, agent_id, owner_id, kind, message, options, context, deadline, created_at, origin) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO questions (id, agent_id, owner_id, kind, message, options, context, deadline, created_at, origin, agent_task) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(q.id.as_str())
         .bind(q.agent_id.as_str())
@@ -97,6 +99,7 @@ impl Store {
         .bind(q.deadline.0)
         .bind(q.created_at.0)
         .bind(q.origin.as_deref())
+        .bind(q.agent_task.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())

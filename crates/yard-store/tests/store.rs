@@ -658,6 +658,7 @@ async fn a_question_is_settled_once_and_keeps_its_options() {
             created_at: Timestamp(1_000),
             outcome: QuestionOutcome::Pending,
             origin: Some("{\"hook\":1}".into()),
+            agent_task: Some("Fix the \"build\"; twice".into()),
         };
         store.insert_question(&question).await.unwrap();
         assert_eq!(store.question("q1").await.unwrap(), Some(question.clone()));

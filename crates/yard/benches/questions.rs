@@ -220,6 +220,7 @@ async fn writing_echo_server() -> Socket {
             created_at: support::now(),
             outcome: yard_core::QuestionOutcome::Pending,
             origin: None,
+            agent_task: None,
         };
         store.insert_question(&question).await.unwrap();
     }

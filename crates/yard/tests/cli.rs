@@ -93,7 +93,10 @@ async fn deploy_prints_the_url_and_the_stack_answers_there() {
     }
     let listed = stdout(&daemon.cli(&["stacks"]));
     assert!(listed.contains("RESTARTS"), "{listed}");
-    assert!(listed.contains("last failure: it was killed by hand"), "{listed}");
+    assert!(
+        listed.contains("last failure: it was killed by hand"),
+        "{listed}"
+    );
     let restarted = daemon.cli(&["stacks", "restart", "alice"]);
     assert!(restarted.status.success(), "{}", stderr(&restarted));
     assert!(

@@ -43,6 +43,7 @@ async fn ask(store: &Store, agent: &Agent, kind: QuestionKind, message: &str) ->
         created_at: now(),
         outcome: QuestionOutcome::Pending,
         origin: None,
+        agent_task: Some(format!("{} (task)", agent.id)),
     };
     store.insert_question(&question).await.unwrap();
     question.id
@@ -194,6 +195,10 @@ async fn once_shows_the_pending_question_takes_y_and_exits() {
     let screen = pane.wait_for("May I delete the build directory?").await;
     assert!(screen.contains(agent.id.as_str()), "{screen}");
     assert!(screen.contains("Bash: rm -rf build"), "{screen}");
+    assert!(
+        screen.contains(&format!("Task: {} (task)", agent.id)),
+        "{screen}"
+    );
     pane.send("y");
     assert_eq!(answer_of(&store, &id).await, "yes");
     assert_eq!(pane.exit_code().await, 0, "{}", read(&pane.stderr_path()));

@@ -655,6 +655,7 @@ pub(crate) mod tests {
         QuestionView {
             id: id.to_owned(),
             agent_id: agent.to_owned(),
+            agent_task: Some(format!("task of {agent}")),
             kind: kind.to_owned(),
             message: message.to_owned(),
             options,

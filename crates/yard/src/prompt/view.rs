@@ -57,6 +57,7 @@ fn draw_list(frame: &mut Frame, area: Rect, model: &Model) {
         };
         Row::new(vec![
             Cell::from(question.agent_id.clone()),
+            Cell::from(question.agent_task.clone().unwrap_or_default()),
             Cell::from(question.kind.clone()),
             Cell::from(
                 question
@@ -79,14 +80,15 @@ fn draw_list(frame: &mut Frame, area: Rect, model: &Model) {
         rows,
         [
             Constraint::Length(12),
-            Constraint::Length(10),
             Constraint::Fill(1),
+            Constraint::Length(10),
+            Constraint::Fill(2),
             Constraint::Length(5),
             Constraint::Length(9),
             Constraint::Length(7),
         ],
     )
-    .header(Row::new(["AGENT", "KIND", "MESSAGE", "AGE", "LEFT", ""]).bold())
+    .header(Row::new(["AGENT", "TASK", "KIND", "MESSAGE", "AGE", "LEFT", ""]).bold())
     .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))
     .highlight_symbol("> ")
     .highlight_spacing(HighlightSpacing::Always)
@@ -109,7 +111,12 @@ fn draw_detail(frame: &mut Frame, area: Rect, model: &Model) {
         return;
     };
     let question = &entry.question;
-    let mut lines: Vec<Line> = question.message.lines().map(Line::from).collect();
+    let mut lines: Vec<Line> = Vec::new();
+    if let Some(task) = &question.agent_task {
+        lines.push(Line::from(vec!["Task: ".bold(), Span::from(task.clone())]));
+        lines.push(Line::default());
+    }
+    lines.extend(question.message.lines().map(Line::from));
     if let Some(context) = &question.context {
         lines.push(Line::default());
         lines.push(Line::from("Context:".bold()));
@@ -361,6 +368,8 @@ mod tests {
         for expected in [
             "agent-one",
             "agent-two",
+            "TASK",
+            "task of agent-one",
             "May I push?",
             "Which colour?",
             "What next?",
@@ -383,6 +392,7 @@ mod tests {
         let shown = screen(&model);
         for expected in [
             "confirm from agent agent-one",
+            "Task: task of agent-one",
             "May I push?",
             "Bash: rm -rf build",
             "y yes",
