@@ -28,6 +28,35 @@ pub enum Screen {
     Phone { width: u32, height: u32 },
 }
 
+/// chromedriver on a free port of its own, once it listens.
+fn start_driver() -> (Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let driver = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("chromedriver (apt-get install chromium chromium-driver)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (driver, port)
+}
+
+/// Ends chromedriver and what it started (its process group).
+fn end_driver(driver: &mut Child) {
+    if let Ok(pid) = i32::try_from(driver.id()) {
+        let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let _ = driver.wait();
+}
+
 /// A browser window of a given size.
 #[derive(Debug)]
 pub struct Browser {
@@ -44,22 +73,6 @@ impl Browser {
     pub async fn start(screenshots: &Path, screen: Screen) -> Self {
         let _ = std::fs::remove_dir_all(screenshots);
         std::fs::create_dir_all(screenshots).expect("the screenshot folder");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("chromedriver (apt-get install chromium chromium-driver)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
         let profile = tempfile::Builder::new()
             .prefix("yard-chromium-")
             .tempdir()
@@ -97,11 +110,28 @@ impl Browser {
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("an object")
         };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .expect("a WebDriver session with Chromium");
+        // A free port found by binding may be taken again before
+        // chromedriver binds it (tests start browsers at once), and a
+        // driver that just opened its port may still refuse a session:
+        // each try gets a driver of its own on a fresh port.
+        let mut tries = 0;
+        let (client, driver) = loop {
+            tries += 1;
+            let (mut driver, port) = start_driver();
+            let session = ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await;
+            match session {
+                Ok(client) => break (client, driver),
+                Err(e) if tries < 4 => {
+                    eprintln!("no WebDriver session on try {tries}: {e}; trying again");
+                    end_driver(&mut driver);
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Err(e) => panic!("a WebDriver session with Chromium: {e}"),
+            }
+        };
         Self {
             client,
             driver,
@@ -207,9 +237,6 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.driver.id()) {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-        let _ = self.driver.wait();
+        end_driver(&mut self.driver);
     }
 }
