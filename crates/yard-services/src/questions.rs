@@ -368,24 +368,25 @@ impl Questions {
     /// The pending questions `by` may answer (their own agents', or all
     /// for an admin), oldest first.
     pub async fn pending(&self, by: &Person) -> Result<Vec<Question>, QuestionsError> {
-        let mut pending = Vec::new();
-        for question in self.store.pending_questions().await? {
-            if !may_answer(by, &question) {
-                continue;
-            }
-            let question = self.settle_if_stale(question).await?;
-            if question.outcome.is_pending() {
-                pending.push(question);
-            }
-        }
-        Ok(pending)
+        self.pending_where(|question| may_answer(by, question))
+            .await
     }
 
     /// The pending questions of `agent`, oldest first.
     pub async fn pending_of(&self, agent: &AgentId) -> Result<Vec<Question>, QuestionsError> {
+        self.pending_where(|question| question.agent_id == *agent)
+            .await
+    }
+
+    /// The pending questions `wanted` keeps, oldest first; those nobody
+    /// can answer any more are settled on the way.
+    async fn pending_where(
+        &self,
+        wanted: impl Fn(&Question) -> bool,
+    ) -> Result<Vec<Question>, QuestionsError> {
         let mut pending = Vec::new();
         for question in self.store.pending_questions().await? {
-            if question.agent_id != *agent {
+            if !wanted(&question) {
                 continue;
             }
             let question = self.settle_if_stale(question).await?;
@@ -426,25 +427,28 @@ impl Questions {
                 return Err(QuestionsError::NoSuchQuestion(id.to_owned()));
             }
             self.check_claim(client, id)?;
-            let (answer, by_name, reason) =
-                Self::outcome_parts(&question, by, answer, reason.as_deref())?;
+            let (answer, reason) = checked_answer(&question, answer, reason.as_deref())?;
             let written = self
                 .store
-                .answer_question(id, &answer, &by_name, reason.as_deref(), now())
+                .answer_question(id, &answer, &by.owner.name, reason.as_deref(), now())
                 .await?;
             self.asked_here.forget(id);
             if written {
-                return Ok(self.answered(question, answer, by_name, reason));
+                let outcome = QuestionOutcome::Answered {
+                    answer,
+                    by: by.owner.name.clone(),
+                    reason,
+                };
+                return Ok(self.answered(by, question, outcome));
             }
         }
         let question = self.answerable(by, id).await?;
         self.check_claim(client, id)?;
-        let (answer, by_name, reason) =
-            Self::outcome_parts(&question, by, answer, reason.as_deref())?;
+        let (answer, reason) = checked_answer(&question, answer, reason.as_deref())?;
         let outcome = QuestionOutcome::Answered {
-            answer: answer.clone(),
-            by: by_name.clone(),
-            reason: reason.clone(),
+            answer,
+            by: by.owner.name.clone(),
+            reason,
         };
         if !self.store.settle_question(id, &outcome, now()).await? {
             let settled = self.store.question(id).await?;
@@ -453,7 +457,7 @@ impl Questions {
                 outcome: settled.map_or("settled", |q| q.outcome.as_str()),
             });
         }
-        Ok(self.answered(question, answer, by_name, reason))
+        Ok(self.answered(by, question, outcome))
     }
 
     /// Refused when another client than `client` shows question `id`.
@@ -466,41 +470,18 @@ impl Questions {
         }
     }
 
-    /// The answer as `question` takes it, who gave it, and the reason if
-    /// one was given.
-    fn outcome_parts(
-        question: &Question,
-        by: &Person,
-        answer: &str,
-        reason: Option<&str>,
-    ) -> Result<(String, String, Option<String>), QuestionsError> {
-        let answer = question.check_answer(answer)?;
-        Ok((
-            answer,
-            by.owner.name.clone(),
-            reason.filter(|r| !r.trim().is_empty()).map(str::to_owned),
-        ))
-    }
-
-    /// Announces `question` as answered, as the store now holds it (written
-    /// in one conditional statement, so not read back), before the log
-    /// line, so the waiting agent is not kept waiting for it.
-    fn answered(
-        &self,
-        question: Question,
-        answer: String,
-        by: String,
-        reason: Option<String>,
-    ) -> Question {
+    /// Announces `question` as answered by `by` with `outcome`, as the
+    /// store now holds it (written in one conditional statement, so not
+    /// read back), before the log line, so the waiting agent is not kept
+    /// waiting for it.
+    fn answered(&self, by: &Person, question: Question, outcome: QuestionOutcome) -> Question {
         self.held().remove(&question.id);
         let answered = Question {
-            outcome: QuestionOutcome::Answered { answer, by, reason },
+            outcome,
             ..question
         };
         self.bus.publish(YardEvent::Question(answered.clone()));
-        if let QuestionOutcome::Answered { by, .. } = &answered.outcome {
-            tracing::info!(question = %answered.id, by = %by, "question answered");
-        }
+        tracing::info!(question = %answered.id, by = %by.owner.name, "question answered");
         answered
     }
 
@@ -545,8 +526,6 @@ impl Questions {
         let cancelled = self.store.cancel_questions_of(agent, now()).await?;
         for id in &cancelled {
             self.asked_here.forget(id);
-        }
-        for id in &cancelled {
             self.announce(id).await?;
         }
         Ok(cancelled.len())
@@ -588,6 +567,17 @@ impl Waiting {
             .wait_listening(&id, Some(self.question), self.events, cancelled)
             .await
     }
+}
+
+/// `answer` as `question` takes it, and the reason if one was given.
+fn checked_answer(
+    question: &Question,
+    answer: &str,
+    reason: Option<&str>,
+) -> Result<(String, Option<String>), QuestionsError> {
+    let answer = question.check_answer(answer)?;
+    let reason = reason.filter(|r| !r.trim().is_empty()).map(str::to_owned);
+    Ok((answer, reason))
 }
 
 /// The start of an agent's task as a question shows it: its first line
