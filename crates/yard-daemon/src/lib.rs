@@ -21,7 +21,7 @@ use yard_services::repo_roots::RepoRoots;
 use yard_services::{
     Access, DataDir, Deployer, DeployerConfig, EncryptionKey, EventBus, Forge, ForgeConfig,
     ForgeWebhooks, Gatekeeper, IssueRule, IssueRuleParts, KeyError, KeySource, Orchestrator,
-    OrchestratorConfig, PlatformStatus, PolicyWatch, Questions, Settings,
+    OrchestratorConfig, PlatformStatus, PolicyWatch, Questions, QuestionsError, Settings,
 };
 use yard_store::{Store, StoreError, redact};
 
@@ -121,6 +121,8 @@ pub enum DaemonError {
     Backend(#[from] EngineError),
     #[error("the server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Questions(#[from] QuestionsError),
 }
 
 /// A built yard, ready to converge and serve.
@@ -242,7 +244,14 @@ impl Yard {
             },
         );
         let settings = Settings::new(store.clone(), config_key);
-        let questions = Questions::new(store.clone(), bus.clone(), config.question_timeout);
+        let mut questions = Questions::new(store.clone(), bus.clone(), config.question_timeout);
+        // A SQLite file is this daemon's alone, so its memory may decide
+        // answers; a shared database decides them itself.
+        if !store.is_shared() {
+            questions = questions
+                .with_answer_log(&config.data_dir.answer_log_path())
+                .await?;
+        }
         let issue_rule = IssueRule::new(IssueRuleParts {
             store: store.clone(),
             settings: settings.clone(),
@@ -334,6 +343,7 @@ impl Yard {
         } = self;
         let deployer = services.deployer.clone();
         let orchestrator = services.orchestrator.clone();
+        let questions = services.questions.clone();
         let learning = tokio::spawn({
             let orchestrator = orchestrator.clone();
             async move { orchestrator.learn_agent_image().await }
@@ -395,6 +405,11 @@ impl Yard {
         // removing what is already gone is quick.
         orchestrator.stop_all(AGENT_REMOVAL).await;
         deployer.shutdown(DEPLOY_GRACE).await;
+        // Answers decided in memory go to the store now rather than from
+        // the answer log at the next start.
+        if let Err(e) = questions.flush().await {
+            tracing::warn!(error = %e, "cannot write the last answers to the store; the answer log keeps them");
+        }
         store.close().await;
         served
     }

@@ -148,6 +148,7 @@ impl From<QuestionsError> for AppError {
                 Self::client(StatusCode::CONFLICT, ErrorCode::QuestionClaimed, message)
             }
             QuestionsError::Store(e) => Self::internal(e),
+            log @ QuestionsError::AnswerLog { .. } => Self::internal(log),
         }
     }
 }

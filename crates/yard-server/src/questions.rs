@@ -286,6 +286,11 @@ impl<'s> AnsweringClient<'s> {
                 let done = questions
                     .answer_as(&self.person, Some(self.client), &id, &answer, reason)
                     .await;
+                if done.is_ok() {
+                    // The agent that waits was just woken on this thread:
+                    // it goes first, before this client hears of the answer.
+                    tokio::task::yield_now().await;
+                }
                 (id, done.map(drop))
             }
         };

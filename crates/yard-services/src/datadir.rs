@@ -1,6 +1,6 @@
 //! The data directory: the store file, the admin token, the key that seals
-//! the yard's secret settings, the instance id and the address the daemon
-//! listens on.
+//! the yard's secret settings, the instance id, the address the daemon
+//! listens on and the answer log.
 //!
 //! Secrets are written with mode 0600 through a temporary file and a rename,
 //! so a reader never sees half a token and nobody else can read one. A data
@@ -20,6 +20,8 @@ const CONFIG_KEY: &str = "config-key";
 const INSTANCE_ID: &str = "instance-id";
 /// File holding the address the daemon listens on, once it does.
 const LISTEN_ADDR: &str = "listen-addr";
+/// File keeping answers until the store has them (see `answer_log`).
+const ANSWER_LOG: &str = "answers.log";
 
 /// The yard's data directory.
 #[derive(Debug, Clone)]
@@ -58,6 +60,11 @@ impl DataDir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Where answers wait for the store; see [`crate::Questions::with_answer_log`].
+    pub fn answer_log_path(&self) -> PathBuf {
+        self.path.join(ANSWER_LOG)
     }
 
     pub fn admin_token_path(&self) -> PathBuf {
@@ -194,6 +201,7 @@ impl DataDir {
             CONFIG_KEY.to_owned(),
             INSTANCE_ID.to_owned(),
             LISTEN_ADDR.to_owned(),
+            ANSWER_LOG.to_owned(),
         ] {
             restrict(self.path.join(name), 0o600)?;
         }

@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod agent_images;
+mod answer_log;
 pub mod auth;
 pub mod bus;
 pub mod datadir;

@@ -9,9 +9,19 @@
 //! every second for answers given through another daemon) against the
 //! deadline and the caller's own cancellation, and whichever settles the
 //! question first in the store wins.
+//!
+//! Where this daemon alone writes its store (a SQLite file in its data
+//! directory, see [`Questions::with_answer_log`]), its memory decides the
+//! answers to the questions asked through it: an answer is made durable by
+//! one append to the answer log, the waiting agent hears it at once, and
+//! the store has it some tens of milliseconds later, in one write for a
+//! burst.
+//! Until then every look at the store sees the answer over what the store
+//! says, so nothing reads a decided question as pending.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,14 +29,25 @@ use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use yard_core::{
     Agent, AgentId, AgentStatus, Person, Question, QuestionError, QuestionKind, QuestionOutcome,
+    Timestamp,
 };
 use yard_store::{Store, StoreError};
 
+use crate::answer_log::{AnswerLog, LoggedAnswer};
 use crate::{EventBus, YardEvent, now};
 
 /// How often a waiting call looks in the store besides listening on the
 /// bus: answers given through another daemon are seen this late at most.
 const LOOK_EVERY: Duration = Duration::from_secs(1);
+
+/// How long an answer decided here waits before it is written to the
+/// store: long enough that the waiting agent has its reply before the
+/// write takes the machine's time, and that a burst of answers goes in
+/// one write; short enough that nobody notices.
+const WRITE_DELAY: Duration = Duration::from_millis(50);
+
+/// How long the keeper waits before trying a failed write again.
+const WRITE_RETRY: Duration = Duration::from_secs(1);
 
 /// What an agent asks.
 #[derive(Debug, Clone)]
@@ -57,6 +78,12 @@ pub enum QuestionsError {
     Claimed(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the answer log {path}: {source}")]
+    AnswerLog {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One answering client (a terminal, a page), for claims.
@@ -80,39 +107,124 @@ pub struct Questions {
     default_timeout: Duration,
     claims: Arc<Claims>,
     asked_here: Arc<AskedHere>,
+    /// Set when this daemon alone writes the store.
+    answer_log: Option<Arc<AnswerLog>>,
+    /// Wakes the keeper when an answer is decided here.
+    decided: Arc<tokio::sync::Notify>,
+    /// Held by each look at questions in the store and each change of
+    /// them, and by the write of answers decided here: a look never falls
+    /// between that write and the answers leaving memory.
+    store_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// The pending questions asked through this daemon, as asked: an answer
-/// is checked against them without a look in the store, leaving the one
-/// conditional write that decides which outcome wins. Only a cache: a
-/// question settled elsewhere (another daemon) stays here until an answer
-/// to it fails to be written, or its deadline passes.
+/// The pending questions asked through this daemon, as asked, and the
+/// answers decided here that the store does not have yet.
+///
+/// An answer to a question asked here is checked against it without a
+/// look in the store. With an answer log, taking the question out of
+/// `asked` decides it (whoever takes it first); otherwise one conditional
+/// write in the store does. A question leaves `asked` when it is decided,
+/// settled any other way, or past its deadline, and never comes back, so
+/// a question not in `asked` is decided in the store. Without a log this
+/// is only a cache: a question settled through another daemon stays in
+/// `asked` until an answer to it fails to be written.
 #[derive(Debug, Default)]
 struct AskedHere {
-    questions: Mutex<HashMap<String, Question>>,
+    state: Mutex<Asked>,
+}
+
+#[derive(Debug, Default)]
+struct Asked {
+    asked: HashMap<String, Question>,
+    /// Answered here, logged, not yet in the store: as the store will
+    /// have them, with when they were answered.
+    unwritten: HashMap<String, (Question, Timestamp)>,
 }
 
 impl AskedHere {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Question>> {
-        self.questions.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Asked> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn remember(&self, question: &Question) {
         let now = now();
-        let mut questions = self.lock();
-        questions.retain(|_, q| q.deadline > now);
-        questions.insert(question.id.clone(), question.clone());
+        let mut state = self.lock();
+        state.asked.retain(|_, q| q.deadline > now);
+        state.asked.insert(question.id.clone(), question.clone());
     }
 
     /// Question `id` if it was asked here, is thought pending and its
     /// deadline has not passed.
     fn get(&self, id: &str) -> Option<Question> {
         let now = now();
-        self.lock().get(id).filter(|q| q.deadline > now).cloned()
+        self.lock()
+            .asked
+            .get(id)
+            .filter(|q| q.deadline > now)
+            .cloned()
     }
 
     fn forget(&self, id: &str) {
-        self.lock().remove(id);
+        self.lock().asked.remove(id);
+    }
+
+    /// Forgets every question `agent` asked here: none of them can be
+    /// decided in memory any more.
+    fn forget_agent(&self, agent: &AgentId) {
+        self.lock().asked.retain(|_, q| q.agent_id != *agent);
+    }
+
+    /// Forgets every question asked here: the store decides them all.
+    fn forget_all(&self) {
+        self.lock().asked.clear();
+    }
+
+    /// Decides question `id` with `given` if nobody has: logs it and keeps
+    /// it until the store has it. `None` when it was settled meanwhile; an
+    /// error (and nothing decided) when the log cannot take it.
+    fn decide(
+        &self,
+        id: &str,
+        given: &LoggedAnswer,
+        log: &AnswerLog,
+    ) -> std::io::Result<Option<Question>> {
+        let mut state = self.lock();
+        let Some(question) = state.asked.remove(id) else {
+            return Ok(None);
+        };
+        // Logged under the lock: the log holds answers in the order they
+        // were decided, and only answers that were.
+        if let Err(e) = log.append(given) {
+            state.asked.insert(id.to_owned(), question);
+            return Err(e);
+        }
+        let answered = Question {
+            outcome: given.outcome(),
+            ..question
+        };
+        state
+            .unwritten
+            .insert(id.to_owned(), (answered.clone(), given.at()));
+        Ok(Some(answered))
+    }
+
+    /// Question `id` as decided here, if the store does not have it yet.
+    fn decided(&self, id: &str) -> Option<Question> {
+        self.lock().unwritten.get(id).map(|(q, _)| q.clone())
+    }
+
+    /// The answers decided here that the store does not have yet, with
+    /// when they were given.
+    fn unwritten(&self) -> Vec<(Question, Timestamp)> {
+        self.lock().unwritten.values().cloned().collect()
+    }
+
+    /// `written` are in the store now.
+    fn written(&self, written: &[(Question, Timestamp)]) {
+        let mut state = self.lock();
+        for (question, _) in written {
+            state.unwritten.remove(&question.id);
+        }
     }
 }
 
@@ -126,7 +238,112 @@ impl Questions {
             default_timeout,
             claims: Arc::default(),
             asked_here: Arc::default(),
+            answer_log: None,
+            decided: Arc::default(),
+            store_turn: Arc::default(),
         }
+    }
+
+    /// These questions, for a store this daemon alone writes (a SQLite
+    /// file in its data directory; never a database other daemons share,
+    /// through which questions asked here may be answered): answers to
+    /// questions asked here are decided in memory and kept in the answer
+    /// log at `path` until the store has them. What an earlier run left in
+    /// the log is written to the store first. Starts the keeper of what
+    /// memory decides, so call it inside the runtime that serves.
+    pub async fn with_answer_log(mut self, path: &Path) -> Result<Self, QuestionsError> {
+        let (log, left) = AnswerLog::open(path).map_err(|source| QuestionsError::AnswerLog {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let outcomes: Vec<QuestionOutcome> = left.iter().map(LoggedAnswer::outcome).collect();
+        let settled: Vec<_> = left
+            .iter()
+            .zip(&outcomes)
+            .map(|(answer, outcome)| (answer.id.as_str(), outcome, answer.at()))
+            .collect();
+        let recorded = self.store.settle_questions(&settled).await?;
+        log.written(left.len());
+        if recorded > 0 {
+            tracing::info!(
+                count = recorded,
+                "answers an earlier run gave written to the store"
+            );
+        }
+        self.answer_log = Some(Arc::new(log));
+        tokio::spawn(self.clone().keep_decided_answers());
+        Ok(self)
+    }
+
+    /// The keeper of what memory decides: a little after each answer
+    /// decided here, writes every answer the store does not have yet, in
+    /// one transaction; and forgets the questions of an agent that ended,
+    /// so an answer to one is refused as the store would refuse it.
+    async fn keep_decided_answers(self) {
+        let mut events = self.bus.subscribe();
+        loop {
+            tokio::select! {
+                () = self.decided.notified() => {
+                    tokio::time::sleep(WRITE_DELAY).await;
+                    if let Err(e) = self.flush().await {
+                        tracing::warn!(error = %e, "cannot write answers to the store yet; the answer log keeps them");
+                        tokio::time::sleep(WRITE_RETRY).await;
+                        self.decided.notify_one();
+                    }
+                }
+                event = events.recv() => match event {
+                    Ok(YardEvent::Agent(agent)) if !AgentStatus::LIVE.contains(&agent.status) => {
+                        self.asked_here.forget_agent(&agent.id);
+                    }
+                    Ok(_) => {}
+                    // An agent's end may have gone by unseen: nothing is
+                    // decided in memory until asked again.
+                    Err(RecvError::Lagged(_)) => self.asked_here.forget_all(),
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+
+    /// Writes every answer decided here that the store does not have yet;
+    /// at shutdown, so the next start finds them in the store.
+    pub async fn flush(&self) -> Result<(), QuestionsError> {
+        let _turn = self.store_turn.lock().await;
+        self.write_decided().await
+    }
+
+    /// [`Questions::flush`], in the caller's store turn.
+    async fn write_decided(&self) -> Result<(), QuestionsError> {
+        let Some(log) = &self.answer_log else {
+            return Ok(());
+        };
+        let unwritten = self.asked_here.unwritten();
+        if unwritten.is_empty() {
+            return Ok(());
+        }
+        let settled: Vec<_> = unwritten
+            .iter()
+            .map(|(q, at)| (q.id.as_str(), &q.outcome, *at))
+            .collect();
+        let written = self.store.settle_questions(&settled).await?;
+        if written < unwritten.len() {
+            // Only another writer of this store could have settled them:
+            // a second daemon on the same data directory.
+            tracing::warn!(
+                count = unwritten.len() - written,
+                "the store had questions settled that were answered here"
+            );
+        }
+        self.asked_here.written(&unwritten);
+        log.written(unwritten.len());
+        Ok(())
+    }
+
+    /// `question` as this daemon knows it: an answer decided here and not
+    /// yet written shows over what the store says. Looked at in the store
+    /// turn the store was read in.
+    fn as_decided(&self, question: Question) -> Question {
+        self.asked_here.decided(&question.id).unwrap_or(question)
     }
 
     /// A new answering client's id.
@@ -156,7 +373,10 @@ impl Questions {
         client: ClientId,
         id: &str,
     ) -> Result<(), QuestionsError> {
-        let question = self.answerable(by, id).await?;
+        let question = {
+            let _turn = self.store_turn.lock().await;
+            self.answerable(by, id).await?
+        };
         {
             let mut held = self.held();
             match held.get(id) {
@@ -281,12 +501,13 @@ impl Questions {
             let question = match known.take() {
                 Some(question) => question,
                 None => {
+                    let _turn = self.store_turn.lock().await;
                     let question = self
                         .store
                         .question(id)
                         .await?
                         .ok_or_else(|| QuestionsError::NoSuchQuestion(id.to_owned()))?;
-                    self.settle_if_stale(question).await?
+                    self.settle_if_stale(self.as_decided(question)).await?
                 }
             };
             if !question.outcome.is_pending() {
@@ -307,6 +528,7 @@ impl Questions {
             };
             // Whoever settles it first, the store says how at the next look.
             if let Some(outcome) = settle {
+                let _turn = self.store_turn.lock().await;
                 self.settle(id, &outcome).await?;
             }
         }
@@ -352,12 +574,17 @@ impl Questions {
         self.store
             .question(&question.id)
             .await?
+            .map(|q| self.as_decided(q))
             .ok_or_else(|| QuestionsError::NoSuchQuestion(question.id.clone()))
     }
 
-    /// Writes `outcome` if the question is still pending, and announces it.
+    /// Writes `outcome` if the question is still pending, and announces
+    /// it; an answer decided here wins.
     async fn settle(&self, id: &str, outcome: &QuestionOutcome) -> Result<(), QuestionsError> {
         self.asked_here.forget(id);
+        if self.asked_here.decided(id).is_some() {
+            return Ok(());
+        }
         if self.store.settle_question(id, outcome, now()).await? {
             tracing::info!(question = %id, outcome = outcome.as_str(), "question settled");
             self.announce(id).await?;
@@ -384,9 +611,10 @@ impl Questions {
         &self,
         wanted: impl Fn(&Question) -> bool,
     ) -> Result<Vec<Question>, QuestionsError> {
+        let _turn = self.store_turn.lock().await;
         let mut pending = Vec::new();
         for question in self.store.pending_questions().await? {
-            if !wanted(&question) {
+            if !wanted(&question) || self.asked_here.decided(&question.id).is_some() {
                 continue;
             }
             let question = self.settle_if_stale(question).await?;
@@ -419,29 +647,62 @@ impl Questions {
         answer: &str,
         reason: Option<String>,
     ) -> Result<Question, QuestionsError> {
-        // Asked here: no look in the store before the one conditional
-        // write, which refuses a question settled meanwhile or whose agent
-        // has ended; then the usual look says why.
+        // Asked here: no look in the store. With an answer log, memory
+        // decides and the store is written a little later; without, one
+        // conditional write decides (it refuses a question settled
+        // meanwhile or whose agent has ended, and the usual look says why).
         if let Some(question) = self.asked_here.get(id) {
             if !may_answer(by, &question) {
                 return Err(QuestionsError::NoSuchQuestion(id.to_owned()));
             }
             self.check_claim(client, id)?;
             let (answer, reason) = checked_answer(&question, answer, reason.as_deref())?;
-            let written = self
-                .store
-                .answer_question(id, &answer, &by.owner.name, reason.as_deref(), now())
-                .await?;
-            self.asked_here.forget(id);
-            if written {
-                let outcome = QuestionOutcome::Answered {
-                    answer,
-                    by: by.owner.name.clone(),
-                    reason,
-                };
-                return Ok(self.answered(by, question, outcome));
+            let given = LoggedAnswer {
+                id: id.to_owned(),
+                answer,
+                by: by.owner.name.clone(),
+                reason,
+                at: now().0,
+            };
+            let write_first = match &self.answer_log {
+                None => true,
+                Some(log) => match self.asked_here.decide(id, &given, log) {
+                    Ok(Some(answered)) => {
+                        self.decided.notify_one();
+                        return Ok(self.answered(by, answered));
+                    }
+                    // Settled meanwhile: the look below says how.
+                    Ok(None) => false,
+                    Err(e) => {
+                        tracing::warn!(question = %id, error = %e, "cannot append to the answer log; the store decides");
+                        true
+                    }
+                },
+            };
+            if write_first {
+                // Out of memory first: from here the store decides.
+                self.asked_here.forget(id);
+                let _turn = self.store_turn.lock().await;
+                let written = self
+                    .store
+                    .answer_question(
+                        id,
+                        &given.answer,
+                        &given.by,
+                        given.reason.as_deref(),
+                        given.at(),
+                    )
+                    .await?;
+                if written {
+                    let answered = Question {
+                        outcome: given.outcome(),
+                        ..question
+                    };
+                    return Ok(self.answered(by, answered));
+                }
             }
         }
+        let _turn = self.store_turn.lock().await;
         let question = self.answerable(by, id).await?;
         self.check_claim(client, id)?;
         let (answer, reason) = checked_answer(&question, answer, reason.as_deref())?;
@@ -457,7 +718,13 @@ impl Questions {
                 outcome: settled.map_or("settled", |q| q.outcome.as_str()),
             });
         }
-        Ok(self.answered(by, question, outcome))
+        Ok(self.answered(
+            by,
+            Question {
+                outcome,
+                ..question
+            },
+        ))
     }
 
     /// Refused when another client than `client` shows question `id`.
@@ -470,16 +737,11 @@ impl Questions {
         }
     }
 
-    /// Announces `question` as answered by `by` with `outcome`, as the
-    /// store now holds it (written in one conditional statement, so not
-    /// read back), before the log line, so the waiting agent is not kept
-    /// waiting for it.
-    fn answered(&self, by: &Person, question: Question, outcome: QuestionOutcome) -> Question {
-        self.held().remove(&question.id);
-        let answered = Question {
-            outcome,
-            ..question
-        };
+    /// Announces `answered`, answered by `by`, as the store holds it or
+    /// is about to (so not read back), before the log line, so the
+    /// waiting agent is not kept waiting for it.
+    fn answered(&self, by: &Person, answered: Question) -> Question {
+        self.held().remove(&answered.id);
         self.bus.publish(YardEvent::Question(answered.clone()));
         tracing::info!(question = %answered.id, by = %by.owner.name, "question answered");
         answered
@@ -492,6 +754,7 @@ impl Questions {
             .question_and_agent_status(id)
             .await?
             .ok_or_else(|| QuestionsError::NoSuchQuestion(id.to_owned()))?;
+        let question = self.as_decided(question);
         if !may_answer(by, &question) {
             // Said the same way as an unknown id: another person's
             // questions are not theirs to learn about.
@@ -509,8 +772,9 @@ impl Questions {
 
     /// Question `id` if it is `agent`'s own; another agent's is unknown.
     pub async fn of_agent(&self, agent: &AgentId, id: &str) -> Result<Question, QuestionsError> {
+        let _turn = self.store_turn.lock().await;
         match self.store.question(id).await? {
-            Some(question) if question.agent_id == *agent => Ok(question),
+            Some(question) if question.agent_id == *agent => Ok(self.as_decided(question)),
             _ => Err(QuestionsError::NoSuchQuestion(id.to_owned())),
         }
     }
@@ -518,11 +782,18 @@ impl Questions {
     /// Takes back a question its asker no longer waits on (settled as
     /// cancelled).
     pub async fn withdraw(&self, id: &str) -> Result<(), QuestionsError> {
+        let _turn = self.store_turn.lock().await;
         self.settle(id, &QuestionOutcome::Cancelled).await
     }
 
     /// Cancels the pending questions of an agent that ended.
     pub async fn cancel_agent(&self, agent: &AgentId) -> Result<usize, QuestionsError> {
+        // Nothing of this agent's is decided in memory from here on, and
+        // what was is written first: the store's cancel must not undo an
+        // answer the agent already heard.
+        self.asked_here.forget_agent(agent);
+        let _turn = self.store_turn.lock().await;
+        self.write_decided().await?;
         let cancelled = self.store.cancel_questions_of(agent, now()).await?;
         for id in &cancelled {
             self.asked_here.forget(id);

@@ -72,11 +72,58 @@ fn never() -> std::future::Pending<()> {
     std::future::pending()
 }
 
-#[tokio::test]
-async fn each_kind_is_answered_and_the_waiting_call_gets_that_answer() {
+/// What decides a question's outcome: the store's conditional write (a
+/// store several daemons share), or this daemon's memory with an answer
+/// log (a store it alone writes).
+#[derive(Debug, Clone, Copy)]
+enum Decides {
+    InStore,
+    InMemory,
+}
+
+impl Decides {
+    async fn questions(self, dir: &tempfile::TempDir, store: &Store, bus: EventBus) -> Questions {
+        let questions = Questions::new(store.clone(), bus, Duration::from_secs(60));
+        match self {
+            Self::InStore => questions,
+            Self::InMemory => questions
+                .with_answer_log(&dir.path().join("answers.log"))
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+/// Runs test `name` once for each way of deciding.
+macro_rules! each_way {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn the_store_decides() {
+                super::$name(super::Decides::InStore).await;
+            }
+
+            #[tokio::test]
+            async fn memory_decides() {
+                super::$name(super::Decides::InMemory).await;
+            }
+        }
+    )*};
+}
+
+each_way!(
+    each_kind_is_answered_and_the_waiting_call_gets_that_answer,
+    bad_answers_and_other_peoples_questions_are_refused_and_change_nothing,
+    nobody_answering_times_out_and_a_stopped_agent_cancels,
+    ten_concurrent_questions_from_three_agents_each_get_their_own_answer,
+    an_agent_that_ends_cancels_its_questions_and_a_lapsed_question_is_not_offered,
+    an_answer_is_written_once_and_never_to_an_ended_agents_question,
+);
+
+async fn each_kind_is_answered_and_the_waiting_call_gets_that_answer(decides: Decides) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let questions = Questions::new(store.clone(), EventBus::new(64), Duration::from_secs(60));
+    let questions = decides.questions(&dir, &store, EventBus::new(64)).await;
     let alice = person("alice", Role::User);
     let agent = agent_in(&store, "alice").await;
     let select = QuestionKind::Select {
@@ -112,11 +159,10 @@ async fn each_kind_is_answered_and_the_waiting_call_gets_that_answer() {
     }
 }
 
-#[tokio::test]
-async fn bad_answers_and_other_peoples_questions_are_refused_and_change_nothing() {
+async fn bad_answers_and_other_peoples_questions_are_refused_and_change_nothing(decides: Decides) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let questions = Questions::new(store.clone(), EventBus::new(64), Duration::from_secs(60));
+    let questions = decides.questions(&dir, &store, EventBus::new(64)).await;
     let (alice, bob) = (person("alice", Role::User), person("bob", Role::User));
     let admin = person("root", Role::Admin);
     let select = QuestionKind::Select {
@@ -174,11 +220,10 @@ async fn bad_answers_and_other_peoples_questions_are_refused_and_change_nothing(
     );
 }
 
-#[tokio::test]
-async fn nobody_answering_times_out_and_a_stopped_agent_cancels() {
+async fn nobody_answering_times_out_and_a_stopped_agent_cancels(decides: Decides) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let questions = Questions::new(store.clone(), EventBus::new(64), Duration::from_secs(60));
+    let questions = decides.questions(&dir, &store, EventBus::new(64)).await;
     let agent = agent_in(&store, "alice").await;
     let question = questions
         .ask(&agent, asked(QuestionKind::Confirm, Some(1)))
@@ -254,11 +299,10 @@ async fn a_question_outlives_a_restart_and_its_answer_reaches_the_caller_that_wa
     assert!(matches!(outcome, QuestionOutcome::Answered { answer, .. } if answer == "no"));
 }
 
-#[tokio::test]
-async fn ten_concurrent_questions_from_three_agents_each_get_their_own_answer() {
+async fn ten_concurrent_questions_from_three_agents_each_get_their_own_answer(decides: Decides) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let questions = Questions::new(store.clone(), EventBus::new(256), Duration::from_secs(60));
+    let questions = decides.questions(&dir, &store, EventBus::new(256)).await;
     let admin = person("root", Role::Admin);
     let agents = [
         agent_in(&store, "a").await,
@@ -295,12 +339,13 @@ async fn ten_concurrent_questions_from_three_agents_each_get_their_own_answer() 
     }
 }
 
-#[tokio::test]
-async fn an_agent_that_ends_cancels_its_questions_and_a_lapsed_question_is_not_offered() {
+async fn an_agent_that_ends_cancels_its_questions_and_a_lapsed_question_is_not_offered(
+    decides: Decides,
+) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
     let bus = EventBus::new(64);
-    let questions = Questions::new(store.clone(), bus.clone(), Duration::from_secs(60));
+    let questions = decides.questions(&dir, &store, bus.clone()).await;
     let admin = person("root", Role::Admin);
     let agent = agent_in(&store, "alice").await;
     let question = questions
@@ -354,11 +399,11 @@ async fn an_agent_that_ends_cancels_its_questions_and_a_lapsed_question_is_not_o
     assert!(said.contains("timed_out"), "{said}");
 }
 
-#[tokio::test]
-async fn an_answer_is_written_once_and_never_to_an_ended_agents_question() {
+async fn an_answer_is_written_once_and_never_to_an_ended_agents_question(decides: Decides) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let questions = Questions::new(store.clone(), EventBus::new(64), Duration::from_secs(60));
+    let bus = EventBus::new(64);
+    let questions = decides.questions(&dir, &store, bus.clone()).await;
     let alice = person("alice", Role::User);
     let agent = agent_in(&store, "alice").await;
 
@@ -388,8 +433,9 @@ async fn an_answer_is_written_once_and_never_to_an_ended_agents_question() {
         })
     ));
 
-    // The agent ended with nobody waiting: its question is not answered
-    // but settled as cancelled, and the answer refused saying so.
+    // The agent ended with nobody waiting (a stored transition, then the
+    // agent's new state on the bus): its question is not answered but
+    // settled as cancelled, and the answer refused saying so.
     let question = questions
         .ask(&agent, asked(QuestionKind::Confirm, None))
         .await
@@ -402,6 +448,11 @@ async fn an_answer_is_written_once_and_never_to_an_ended_agents_question() {
         now: Timestamp(1),
     };
     assert!(store.transition_agent(&agent.id, change).await.unwrap());
+    bus.publish(yard_services::YardEvent::Agent(
+        store.agent(&agent.id).await.unwrap().unwrap(),
+    ));
+    // Heard on the bus by whatever decides in memory.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(matches!(
         questions.answer(&alice, &question.id, "yes", None).await,
         Err(QuestionsError::Settled {
@@ -412,5 +463,132 @@ async fn an_answer_is_written_once_and_never_to_an_ended_agents_question() {
     assert_eq!(
         store.question(&question.id).await.unwrap().unwrap().outcome,
         QuestionOutcome::Cancelled
+    );
+}
+
+#[tokio::test]
+async fn an_answer_decided_in_memory_counts_at_once_and_reaches_the_store_soon_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let questions = Decides::InMemory
+        .questions(&dir, &store, EventBus::new(64))
+        .await;
+    let alice = person("alice", Role::User);
+    let agent = agent_in(&store, "alice").await;
+    let question = questions
+        .ask(&agent, asked(QuestionKind::Confirm, None))
+        .await
+        .unwrap();
+    questions
+        .answer(&alice, &question.id, "yes", None)
+        .await
+        .unwrap();
+    // Whether or not the store has it yet, nothing sees it pending.
+    assert!(questions.pending(&alice).await.unwrap().is_empty());
+    assert!(matches!(
+        questions.answer(&alice, &question.id, "no", None).await,
+        Err(QuestionsError::Settled {
+            outcome: "answered",
+            ..
+        })
+    ));
+    assert_eq!(
+        questions
+            .wait(&question.id, never())
+            .await
+            .unwrap()
+            .as_str(),
+        "answered"
+    );
+    // Ending the agent writes the answer first; it is not cancelled.
+    assert_eq!(questions.cancel_agent(&agent.id).await.unwrap(), 0);
+    let stored = store.question(&question.id).await.unwrap().unwrap();
+    assert!(matches!(stored.outcome, QuestionOutcome::Answered { answer, .. } if answer == "yes"));
+
+    // Left alone, the writer puts the next one in the store shortly.
+    let agent = agent_in(&store, "alice").await;
+    let question = questions
+        .ask(&agent, asked(QuestionKind::Text, None))
+        .await
+        .unwrap();
+    questions
+        .answer(&alice, &question.id, "use the cache", None)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while store
+        .question(&question.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .outcome
+        .is_pending()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = std::fs::read_to_string(dir.path().join("answers.log")).unwrap();
+    assert_eq!(log, "", "the log empties once the store has every answer");
+}
+
+#[tokio::test]
+async fn an_answer_logged_before_a_crash_reaches_the_store_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_in(&store(&dir).await, "alice").await;
+    // A daemon in a runtime of its own, gone (as in a crash) right after
+    // the answer: its writer never ran.
+    let id = {
+        let dir = dir.path().to_owned();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let store = Store::open(&Store::sqlite_url(&dir)).await.unwrap();
+                let questions = Questions::new(store, EventBus::new(64), Duration::from_secs(60))
+                    .with_answer_log(&dir.join("answers.log"))
+                    .await
+                    .unwrap();
+                let question = questions
+                    .ask(&agent, asked(QuestionKind::Confirm, None))
+                    .await
+                    .unwrap();
+                questions
+                    .answer(
+                        &person("alice", Role::User),
+                        &question.id,
+                        "no",
+                        Some("not today".into()),
+                    )
+                    .await
+                    .unwrap();
+                question.id
+            })
+        })
+        .join()
+        .unwrap()
+    };
+    let store = store(&dir).await;
+    assert!(
+        store
+            .question(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .outcome
+            .is_pending(),
+        "the store never had it"
+    );
+    let _next = Decides::InMemory
+        .questions(&dir, &store, EventBus::new(64))
+        .await;
+    assert_eq!(
+        store.question(&id).await.unwrap().unwrap().outcome,
+        QuestionOutcome::Answered {
+            answer: "no".into(),
+            by: "alice".into(),
+            reason: Some("not today".into()),
+        }
     );
 }

@@ -165,25 +165,29 @@ impl Store {
         outcome: &QuestionOutcome,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let (answer, by, reason) = match outcome {
-            QuestionOutcome::Answered { answer, by, reason } => {
-                (Some(answer.as_str()), Some(by.as_str()), reason.as_deref())
-            }
-            _ => (None, None, None),
-        };
-        let result = sqlx::query(
-            "UPDATE questions SET outcome = $2, answer = $3, answered_by = $4, reason = $5, settled_at = $6 \
-             WHERE id = $1 AND outcome = 'pending'",
-        )
-        .bind(id)
-        .bind(outcome.as_str())
-        .bind(answer)
-        .bind(by)
-        .bind(reason)
-        .bind(now.0)
-        .execute(&self.pool)
-        .await?;
+        let result = settle_query(id, outcome, now).execute(&self.pool).await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    /// Writes how each question ended, as [`Store::settle_question`] does,
+    /// in one transaction (one commit for a burst of answers); returns how
+    /// many of them this settled.
+    pub async fn settle_questions(
+        &self,
+        settled: &[(&str, &QuestionOutcome, Timestamp)],
+    ) -> Result<usize, StoreError> {
+        let mut transaction = self.pool.begin().await?;
+        let mut count = 0;
+        for (id, outcome, at) in settled {
+            let result = settle_query(id, outcome, *at)
+                .execute(&mut *transaction)
+                .await?;
+            if result.rows_affected() == 1 {
+                count += 1;
+            }
+        }
+        transaction.commit().await?;
+        Ok(count)
     }
 
     /// Writes `answer` to question `id` if it is still pending and its
@@ -237,4 +241,29 @@ impl Store {
         }
         Ok(cancelled)
     }
+}
+
+/// The conditional write that settles question `id` as `outcome`: it
+/// changes only a question still pending.
+fn settle_query<'q>(
+    id: &'q str,
+    outcome: &'q QuestionOutcome,
+    now: Timestamp,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let (answer, by, reason) = match outcome {
+        QuestionOutcome::Answered { answer, by, reason } => {
+            (Some(answer.as_str()), Some(by.as_str()), reason.as_deref())
+        }
+        _ => (None, None, None),
+    };
+    sqlx::query(
+        "UPDATE questions SET outcome = $2, answer = $3, answered_by = $4, reason = $5, settled_at = $6 \
+         WHERE id = $1 AND outcome = 'pending'",
+    )
+    .bind(id)
+    .bind(outcome.as_str())
+    .bind(answer)
+    .bind(by)
+    .bind(reason)
+    .bind(now.0)
 }

@@ -1,7 +1,8 @@
 //! A question outlives the yard: `yard hook` holds a tool call for a
 //! person, the daemon is killed (SIGKILL) and started again, a person
 //! answers, and the same waiting hook prints that answer. Nothing is
-//! asked twice.
+//! asked twice. And an answer given just before a kill, before the
+//! store's write, is in the store after the restart and reaches the hook.
 
 #![allow(clippy::unwrap_used)]
 
@@ -173,5 +174,80 @@ async fn inside_zellij_each_question_opens_a_prompt_pane() {
     assert!(
         !called.contains(&daemon.token()),
         "no secret on a command line"
+    );
+}
+
+#[tokio::test]
+async fn an_answer_given_just_before_a_kill_is_in_the_store_after_it_and_reaches_the_hook() {
+    let mut daemon = Daemon::start(
+        YARD.as_ref(),
+        DaemonSetup {
+            files: vec![("policy.toml".into(), ASK_PSQL.into())],
+            ..DaemonSetup::default()
+        },
+    );
+    let store = Store::open(&Store::sqlite_url(daemon.data_dir()))
+        .await
+        .unwrap();
+    let token = support::agent_token();
+    support::running_agent(&store, "crash-test", "migrate", Some(&token)).await;
+    let hook = hook_for(&daemon, &token, "psql -c 'drop table t'");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        let listed = daemon.api_get("/api/questions").await;
+        if let Some(id) = listed["questions"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hook's question was never offered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let response = yard_testkit::http()
+        .post(format!("{}/api/questions/{id}/answer", daemon.url()))
+        .bearer_auth(daemon.token())
+        .json(&json!({"answer": "allow", "reason": "backed up first"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Killed at once: the store's write of the answer comes a little
+    // after it is decided, so it is (almost always) not done yet, and the
+    // answer log is what keeps it.
+    daemon.kill();
+    let log = std::fs::read_to_string(daemon.data_dir().join("answers.log")).unwrap();
+    let stored = store.question(&id).await.unwrap().unwrap();
+    if stored.outcome.is_pending() {
+        assert!(log.contains(&id), "the answer is nowhere: {log:?}");
+    }
+    daemon.restart();
+    // Whether the hook heard the answer before the kill or waits again
+    // after it, it prints that answer.
+    let output = tokio::task::spawn_blocking(move || hook.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let said: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    assert_eq!(
+        said["hookSpecificOutput"]["permissionDecision"],
+        "allow",
+        "{said} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stored = store.question(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.outcome,
+        yard_core::QuestionOutcome::Answered {
+            answer: "allow".into(),
+            by: "admin".into(),
+            reason: Some("backed up first".into()),
+        }
+    );
+    assert_eq!(
+        std::fs::read_to_string(daemon.data_dir().join("answers.log")).unwrap(),
+        "",
+        "emptied once the store has it"
     );
 }
