@@ -48,10 +48,11 @@ fn hook_for(daemon: &Daemon, token: &str, command: &str) -> std::process::Child 
     hook
 }
 
-#[tokio::test]
-async fn a_question_pending_when_the_yard_is_killed_is_answered_after_the_restart_and_reaches_the_waiting_hook()
- {
-    let mut daemon = Daemon::start(
+/// A daemon whose policy holds `psql` for a person, a running agent of
+/// instance `instance`, and that agent's `yard hook` held for a person;
+/// returns them with the held question's id, as the store has it.
+async fn held_hook(instance: &str) -> (Daemon, Store, std::process::Child, String) {
+    let daemon = Daemon::start(
         YARD.as_ref(),
         DaemonSetup {
             files: vec![("policy.toml".into(), ASK_PSQL.into())],
@@ -62,11 +63,8 @@ async fn a_question_pending_when_the_yard_is_killed_is_answered_after_the_restar
         .await
         .unwrap();
     let token = support::agent_token();
-    support::running_agent(&store, "restart-test", "migrate", Some(&token)).await;
-
+    support::running_agent(&store, instance, "migrate", Some(&token)).await;
     let hook = hook_for(&daemon, &token, "psql -c 'drop table t'");
-
-    // Held: the question is in the store.
     let deadline = Instant::now() + Duration::from_secs(20);
     let id = loop {
         if let Some(q) = store.pending_questions().await.unwrap().first() {
@@ -78,6 +76,13 @@ async fn a_question_pending_when_the_yard_is_killed_is_answered_after_the_restar
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    (daemon, store, hook, id)
+}
+
+#[tokio::test]
+async fn a_question_pending_when_the_yard_is_killed_is_answered_after_the_restart_and_reaches_the_waiting_hook()
+ {
+    let (mut daemon, store, hook, id) = held_hook("restart-test").await;
 
     daemon.start_again_at_same_address();
     let listed = daemon.api_get("/api/questions").await;
@@ -179,31 +184,7 @@ async fn inside_zellij_each_question_opens_a_prompt_pane() {
 
 #[tokio::test]
 async fn an_answer_given_just_before_a_kill_is_in_the_store_after_it_and_reaches_the_hook() {
-    let mut daemon = Daemon::start(
-        YARD.as_ref(),
-        DaemonSetup {
-            files: vec![("policy.toml".into(), ASK_PSQL.into())],
-            ..DaemonSetup::default()
-        },
-    );
-    let store = Store::open(&Store::sqlite_url(daemon.data_dir()))
-        .await
-        .unwrap();
-    let token = support::agent_token();
-    support::running_agent(&store, "crash-test", "migrate", Some(&token)).await;
-    let hook = hook_for(&daemon, &token, "psql -c 'drop table t'");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let id = loop {
-        let listed = daemon.api_get("/api/questions").await;
-        if let Some(id) = listed["questions"][0]["id"].as_str() {
-            break id.to_owned();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the hook's question was never offered"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (mut daemon, store, hook, id) = held_hook("crash-test").await;
 
     let response = yard_testkit::http()
         .post(format!("{}/api/questions/{id}/answer", daemon.url()))
