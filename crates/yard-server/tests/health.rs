@@ -92,6 +92,20 @@ async fn answers(yard: &TestYard, name: &str) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
+/// The status stack `name` answers with once it serves again: a stack
+/// made again is running before its server listens and its new address is
+/// routed, so a 503 in between is retried, for up to 10 s.
+async fn answers_again(yard: &TestYard, name: &str) -> u16 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = answers(yard, name).await;
+        if status != 503 || tokio::time::Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_stack_stopped_or_killed_by_hand_is_seen_at_once_and_made_again() {
     let yard = deployed(Options::default(), "tough").await;
@@ -115,7 +129,7 @@ async fn a_stack_stopped_or_killed_by_hand_is_seen_at_once_and_made_again() {
             .unwrap()
             .contains("stopped by hand")
     );
-    assert_eq!(answers(&yard, "tough").await.0, 200);
+    assert_eq!(answers_again(&yard, "tough").await, 200);
 
     docker(&["kill", &container(&yard, "tough").await]);
     let killed = until(&mut stream, |s| s["health"] == "stopped").await;
@@ -169,7 +183,7 @@ async fn with_restarts_off_a_dead_stack_is_reported_and_restarted_only_on_demand
     assert_eq!(restarted.status(), 200);
     let restarted: Value = restarted.json().await.unwrap();
     assert_eq!(restarted["health"], "running", "{restarted}");
-    assert_eq!(answers(&yard, "still").await.0, 200);
+    assert_eq!(answers_again(&yard, "still").await, 200);
 }
 
 #[tokio::test]
@@ -232,7 +246,7 @@ async fn a_removed_container_or_a_lost_network_is_made_again() {
     })
     .await;
     until(&mut stream, health("running")).await;
-    assert_eq!(answers(&yard, "sturdy").await.0, 200, "made again");
+    assert_eq!(answers_again(&yard, "sturdy").await, 200, "made again");
 
     let name = container(&yard, "sturdy").await;
     let network = yard
@@ -247,7 +261,7 @@ async fn a_removed_container_or_a_lost_network_is_made_again() {
     assert_eq!(lost["healthReason"], "it lost its network", "{lost}");
     let back = until(&mut stream, health("running")).await;
     assert_eq!(back["restarts"], 2, "{back}");
-    assert_eq!(answers(&yard, "sturdy").await.0, 200);
+    assert_eq!(answers_again(&yard, "sturdy").await, 200);
 
     // The network itself removed by hand: made again, and the stack on it.
     let name = container(&yard, "sturdy").await;
@@ -260,7 +274,11 @@ async fn a_removed_container_or_a_lost_network_is_made_again() {
     );
     let back = until(&mut stream, health("running")).await;
     assert_eq!(back["restarts"], 3, "{back}");
-    assert_eq!(answers(&yard, "sturdy").await.0, 200, "on a new network");
+    assert_eq!(
+        answers_again(&yard, "sturdy").await,
+        200,
+        "on a new network"
+    );
     let listed = yard.get_json("/api/stacks").await;
     let stack = &listed["stacks"][0];
     assert_eq!(
